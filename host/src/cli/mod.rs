@@ -1,0 +1,141 @@
+//! Command-line interface: argument parsing, logging, and exit codes. Each command is a thin
+//! caller of the library's stage functions.
+
+mod plugin;
+mod transform;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use crypto_etl::plugin::{Limits, Runtime};
+use tracing_subscriber::EnvFilter;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  unexpected failure (a bug: please report it)
+  2  bad command line
+  3  the input cannot be used (unreadable, not a list of coins, empty); nothing was written
+  4  the pipeline failed (bad manifest, plugin refused or crashed); nothing was written
+  5  the output could not be written
+
+Environment:
+  CRYPTO_ETL_LOG        log filter, e.g. `info` or `crypto_etl=debug` (default: warn)
+  CRYPTO_ETL_CACHE_DIR  where compiled plugins are cached";
+
+/// CoinGecko market snapshots to a warehouse, transformed by sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "crypto-etl", version, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More log output (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Clean a raw snapshot and add derived fields with the plugin pipeline.
+    Transform(transform::TransformArgs),
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Limits and caching of the plugin sandbox, shared by every command that runs plugins.
+#[derive(Debug, Args)]
+struct RuntimeArgs {
+    /// Wall-clock time one plugin call may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    plugin_deadline_ms: u64,
+
+    /// Memory one plugin instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    plugin_memory_mib: usize,
+
+    /// Output one plugin call may return, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    plugin_output_mib: usize,
+
+    /// Where compiled plugins are cached [default: the user's cache folder].
+    #[arg(long, value_name = "DIR", env = "CRYPTO_ETL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile plugins afresh instead of using the disk cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl RuntimeArgs {
+    fn runtime(&self) -> Result<Runtime, Failure> {
+        let limits = Limits {
+            deadline: Duration::from_millis(self.plugin_deadline_ms),
+            memory: self.plugin_memory_mib << 20,
+            output: self.plugin_output_mib << 20,
+        };
+        let cache_dir = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => dirs::cache_dir().map(|d| d.join("crypto-etl").join("plugins")),
+        };
+        Runtime::new(limits, cache_dir).map_err(|e| Failure::new(Code::Internal, e.to_string()))
+    }
+}
+
+/// Why a command failed, for the exit code and the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Internal = 1,
+    BadInput = 3,
+    Pipeline = 4,
+    Output = 5,
+}
+
+/// A failed command: exit code, what failed, and what to do about it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), hint: None }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter =
+        EnvFilter::try_from_env("CRYPTO_ETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Transform(args) => transform::run(args, cli.quiet),
+        Command::Plugin(command) => plugin::run(command),
+    }
+}

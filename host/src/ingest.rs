@@ -1,0 +1,713 @@
+//! Parses a CoinGecko `/coins/markets` response into a typed [`Batch`], in one streaming pass.
+//!
+//! Fields CoinGecko documents get a fixed type, so the warehouse schema does not change with what
+//! a given snapshot happens to contain; other fields are typed by their first non-null value.
+//! Nested values (`roi`, `sparkline_in_7d`) become compact JSON text. A value of the wrong type
+//! does not stop the run: the row is rejected with a reason and goes to quarantine. What cannot
+//! be read as a list of coins at all (not UTF-8, malformed JSON, CoinGecko's error object) is an
+//! [`IngestError`] that says what was found and where.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value as Json;
+
+use crate::batch::{Batch, Column, ColumnData};
+use crate::names::is_valid_column_name;
+
+/// Why a response could not be read as a list of coins.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the input is not UTF-8 text: invalid byte at offset {offset} (line {line})")]
+    NotUtf8 { offset: usize, line: usize },
+    #[error("CoinGecko returned an error instead of coins: {message}{}", code.map(|c| format!(" (error code {c})")).unwrap_or_default())]
+    ApiError { code: Option<i64>, message: String },
+    #[error("expected a JSON array of coins, found {found}")]
+    NotAnArray { found: String },
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Malformed { line: usize, column: usize, message: String },
+    #[error("column `{column}` holds more than 4 GiB of text")]
+    TooLarge { column: String },
+}
+
+/// A row that could not be typed, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestRejection {
+    pub row: usize,
+    pub reason: String,
+}
+
+/// The parsed snapshot: every coin of the array as a row (including the rejected ones, whose
+/// offending values are null), the rows to reject, and notes for the operator.
+#[derive(Debug)]
+pub struct Ingested {
+    pub batch: Batch,
+    pub rejected: Vec<IngestRejection>,
+    pub warnings: Vec<String>,
+}
+
+/// How a column's values are stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Float64,
+    Int64,
+    Text,
+    /// Nested JSON, kept as compact JSON text.
+    Json,
+    Boolean,
+}
+
+/// The types of the fields CoinGecko documents for `/coins/markets`.
+fn known_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "id" | "symbol" | "name" | "image" | "ath_date" | "atl_date" | "last_updated" => Kind::Text,
+        // Whole numbers that exceed 2^53 in currencies such as IDR or VND: kept exact.
+        "market_cap" | "market_cap_rank" | "fully_diluted_valuation" => Kind::Int64,
+        "roi" | "sparkline_in_7d" => Kind::Json,
+        "current_price"
+        | "total_volume"
+        | "high_24h"
+        | "low_24h"
+        | "price_change_24h"
+        | "price_change_percentage_24h"
+        | "market_cap_change_24h"
+        | "market_cap_change_percentage_24h"
+        | "circulating_supply"
+        | "total_supply"
+        | "max_supply"
+        | "ath"
+        | "ath_change_percentage"
+        | "atl"
+        | "atl_change_percentage" => Kind::Float64,
+        n if n.starts_with("price_change_percentage_") && n.ends_with("_in_currency") => {
+            Kind::Float64
+        }
+        _ => return None,
+    })
+}
+
+/// Values of one column as they are parsed.
+#[derive(Debug)]
+enum Builder {
+    /// Only nulls so far, and no known type: the first value decides.
+    Untyped {
+        nulls: usize,
+    },
+    Float64 {
+        values: Vec<f64>,
+        valid: Vec<u8>,
+    },
+    Int64 {
+        values: Vec<i64>,
+        valid: Vec<u8>,
+    },
+    Text {
+        data: String,
+        offsets: Vec<u32>,
+        valid: Vec<u8>,
+        json: bool,
+    },
+    Boolean {
+        values: Vec<u8>,
+        valid: Vec<u8>,
+    },
+}
+
+impl Builder {
+    fn new(kind: Option<Kind>, nulls: usize) -> Self {
+        let mut builder = match kind {
+            None => return Builder::Untyped { nulls },
+            Some(Kind::Float64) => Builder::Float64 { values: Vec::new(), valid: Vec::new() },
+            Some(Kind::Int64) => Builder::Int64 { values: Vec::new(), valid: Vec::new() },
+            Some(Kind::Boolean) => Builder::Boolean { values: Vec::new(), valid: Vec::new() },
+            Some(kind @ (Kind::Text | Kind::Json)) => Builder::Text {
+                data: String::new(),
+                offsets: vec![0],
+                valid: Vec::new(),
+                json: kind == Kind::Json,
+            },
+        };
+        for _ in 0..nulls {
+            builder.push_null();
+        }
+        builder
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Builder::Untyped { nulls } => *nulls,
+            Builder::Float64 { valid, .. }
+            | Builder::Int64 { valid, .. }
+            | Builder::Text { valid, .. }
+            | Builder::Boolean { valid, .. } => valid.len(),
+        }
+    }
+
+    fn expected(&self) -> &'static str {
+        match self {
+            Builder::Untyped { .. } => "any value",
+            Builder::Float64 { .. } => "a number",
+            Builder::Int64 { .. } => "a whole number",
+            Builder::Text { json: false, .. } => "a string",
+            Builder::Text { json: true, .. } => "JSON",
+            Builder::Boolean { .. } => "true or false",
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Builder::Untyped { nulls } => *nulls += 1,
+            Builder::Float64 { values, valid } => {
+                values.push(0.0);
+                valid.push(0);
+            }
+            Builder::Int64 { values, valid } => {
+                values.push(0);
+                valid.push(0);
+            }
+            Builder::Boolean { values, valid } => {
+                values.push(0);
+                valid.push(0);
+            }
+            Builder::Text { data, offsets, valid, .. } => {
+                offsets.push(data.len() as u32);
+                valid.push(0);
+            }
+        }
+    }
+
+    /// Gives an untyped column the type of its first value.
+    fn settle(&mut self, kind: Kind) {
+        if let Builder::Untyped { nulls } = *self {
+            *self = Builder::new(Some(kind), nulls);
+        }
+    }
+
+    fn into_data(self, rows: usize, name: &str) -> Result<ColumnData, IngestError> {
+        let all_valid =
+            |valid: Vec<u8>| if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid };
+        Ok(match self {
+            Builder::Untyped { .. } => {
+                // Null in every row: keep the column (the field exists) as text.
+                ColumnData::Text {
+                    data: String::new(),
+                    offsets: vec![0; rows + 1],
+                    valid: vec![0; rows],
+                }
+            }
+            Builder::Float64 { values, valid } => {
+                ColumnData::Float64 { values, valid: all_valid(valid) }
+            }
+            Builder::Int64 { values, valid } => {
+                ColumnData::Int64 { values, valid: all_valid(valid) }
+            }
+            Builder::Boolean { values, valid } => {
+                ColumnData::Boolean { values, valid: all_valid(valid) }
+            }
+            Builder::Text { data, offsets, valid, .. } => {
+                if u32::try_from(data.len()).is_err() {
+                    return Err(IngestError::TooLarge { column: name.to_owned() });
+                }
+                ColumnData::Text { data, offsets, valid: all_valid(valid) }
+            }
+        })
+    }
+}
+
+/// One column being built.
+#[derive(Debug)]
+struct ColumnBuilder {
+    name: String,
+    values: Builder,
+    /// Integers above 2^53 that a float column could only store rounded.
+    rounded: usize,
+}
+
+/// The state of the whole parse.
+#[derive(Debug, Default)]
+struct State {
+    columns: Vec<ColumnBuilder>,
+    index: HashMap<String, usize>,
+    rows: usize,
+    /// Where the previous key was found, to guess the next one (rows share a key order).
+    cursor: usize,
+    /// Problems with the current row.
+    issues: Vec<String>,
+    rejected: Vec<IngestRejection>,
+    skipped_fields: Vec<String>,
+}
+
+impl State {
+    fn column_for(&mut self, key: &str) -> Option<usize> {
+        if self.columns.get(self.cursor).is_some_and(|c| c.name == key) {
+            let found = self.cursor;
+            self.cursor += 1;
+            return Some(found);
+        }
+        if let Some(&found) = self.index.get(key) {
+            self.cursor = found + 1;
+            return Some(found);
+        }
+        if !is_valid_column_name(key) {
+            if !self.skipped_fields.iter().any(|s| s == key) {
+                self.skipped_fields.push(key.to_owned());
+            }
+            return None;
+        }
+        let found = self.columns.len();
+        self.columns.push(ColumnBuilder {
+            name: key.to_owned(),
+            values: Builder::new(known_kind(key), self.rows),
+            rounded: 0,
+        });
+        self.index.insert(key.to_owned(), found);
+        self.cursor = found + 1;
+        Some(found)
+    }
+
+    fn finish_row(&mut self) {
+        for column in &mut self.columns {
+            if column.values.len() == self.rows {
+                column.values.push_null();
+            }
+        }
+        if !self.issues.is_empty() {
+            let reason = std::mem::take(&mut self.issues).join("; ");
+            self.rejected.push(IngestRejection { row: self.rows, reason });
+        }
+        self.rows += 1;
+    }
+}
+
+/// Reads one value into a column, recording a type mismatch as an issue of the row.
+struct Cell<'s> {
+    state: &'s mut State,
+    column: usize,
+}
+
+impl Cell<'_> {
+    fn builder(&mut self) -> &mut Builder {
+        &mut self.state.columns[self.column].values
+    }
+
+    fn mismatch(&mut self, found: String) {
+        let column = &self.state.columns[self.column];
+        let issue =
+            format!("`{}`: expected {}, found {found}", column.name, column.values.expected());
+        self.state.issues.push(issue);
+        self.builder().push_null();
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if let Builder::Text { data, offsets, valid, .. } = self.builder() {
+            data.push_str(text);
+            offsets.push(data.len() as u32);
+            valid.push(1);
+        }
+    }
+
+    fn push_f64(&mut self, value: f64) {
+        if let Builder::Float64 { values, valid } = self.builder() {
+            values.push(value);
+            valid.push(1);
+        }
+    }
+
+    fn push_i64(&mut self, value: i64) {
+        if let Builder::Int64 { values, valid } = self.builder() {
+            values.push(value);
+            valid.push(1);
+        }
+    }
+
+    fn integer(&mut self, value: i128) {
+        self.builder().settle(Kind::Float64);
+        match self.builder() {
+            Builder::Int64 { .. } => match i64::try_from(value) {
+                Ok(v) => self.push_i64(v),
+                Err(_) => self.mismatch(format!("{value}, which does not fit 64 bits")),
+            },
+            Builder::Float64 { .. } => {
+                let float = value as f64;
+                if float as i128 != value {
+                    self.state.columns[self.column].rounded += 1;
+                }
+                self.push_f64(float);
+            }
+            Builder::Text { json: true, .. } => self.push_text(&value.to_string()),
+            _ => self.mismatch(format!("the number {value}")),
+        }
+    }
+
+    fn json(&mut self, value: Json, what: &str) {
+        self.builder().settle(Kind::Json);
+        match self.builder() {
+            Builder::Text { json: true, .. } => self.push_text(&value.to_string()),
+            _ => self.mismatch(format!("{what} {}", truncate(&value.to_string()))),
+        }
+    }
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Cell<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Cell<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
+        self.builder().push_null();
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(mut self, value: bool) -> Result<(), E> {
+        self.builder().settle(Kind::Boolean);
+        match self.builder() {
+            Builder::Boolean { values, valid } => {
+                values.push(u8::from(value));
+                valid.push(1);
+            }
+            Builder::Text { json: true, .. } => {
+                self.push_text(if value { "true" } else { "false" })
+            }
+            _ => self.mismatch(format!("{value}")),
+        }
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(mut self, value: i64) -> Result<(), E> {
+        self.integer(value.into());
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(mut self, value: u64) -> Result<(), E> {
+        self.integer(value.into());
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(mut self, value: f64) -> Result<(), E> {
+        self.builder().settle(Kind::Float64);
+        match self.builder() {
+            Builder::Float64 { .. } => self.push_f64(value),
+            Builder::Int64 { .. } => {
+                // `1.5e10` style whole numbers are fine; fractions and overflow are not.
+                if value.fract() == 0.0 && value.abs() < 9.2e18 {
+                    self.push_i64(value as i64);
+                } else {
+                    self.mismatch(format!("{value}"));
+                }
+            }
+            Builder::Text { json: true, .. } => self.push_text(&Json::from(value).to_string()),
+            _ => self.mismatch(format!("the number {value}")),
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(mut self, value: &str) -> Result<(), E> {
+        self.builder().settle(Kind::Text);
+        match self.builder() {
+            Builder::Text { json: false, .. } => self.push_text(value),
+            Builder::Text { json: true, .. } => self.push_text(&Json::from(value).to_string()),
+            _ => self.mismatch(format!("the string {:?}", truncate(value))),
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let value: Json =
+            serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.json(value, "the object");
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, seq: A) -> Result<(), A::Error> {
+        let value: Json =
+            serde::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.json(value, "the array");
+        Ok(())
+    }
+}
+
+/// One coin object.
+struct Coin<'s> {
+    state: &'s mut State,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Coin<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Coin<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "element {} of the array to be a coin object", self.index)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.state;
+        state.cursor = 0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match state.column_for(&key) {
+                Some(column) if state.columns[column].values.len() > state.rows => {
+                    state.issues.push(format!("field `{key}` appears twice"));
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(column) => map.next_value_seed(Cell { state: &mut *state, column })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        state.finish_row();
+        Ok(())
+    }
+}
+
+/// The top-level array.
+struct Coins<'s> {
+    state: &'s mut State,
+}
+
+impl<'de> Visitor<'de> for Coins<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of coins")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let index = self.state.rows;
+            if seq.next_element_seed(Coin { state: &mut *self.state, index })?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Parses a `/coins/markets` response body.
+pub fn ingest(bytes: &[u8]) -> Result<Ingested, IngestError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        IngestError::NotUtf8 {
+            offset,
+            line: 1 + bytes[..offset].iter().filter(|b| **b == b'\n').count(),
+        }
+    })?;
+    let body = text.trim_start_matches('\u{feff}').trim_start();
+    if !body.starts_with('[') {
+        return Err(describe_non_array(body));
+    }
+    let mut state = State::default();
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let parsed =
+        deserializer.deserialize_seq(Coins { state: &mut state }).and_then(|()| deserializer.end());
+    parsed.map_err(|e| {
+        // Line numbers count from the start of the file, not of the trimmed body.
+        let skipped_lines = text[..text.len() - body.len()].matches('\n').count();
+        IngestError::Malformed {
+            line: e.line() + skipped_lines,
+            column: e.column(),
+            message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        }
+    })?;
+
+    let rows = state.rows;
+    let mut warnings = Vec::new();
+    if !state.skipped_fields.is_empty() {
+        warnings.push(format!(
+            "ignored field(s) whose names are not valid column names: {}",
+            state.skipped_fields.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut columns = Vec::with_capacity(state.columns.len());
+    for column in state.columns {
+        if column.rounded > 0 {
+            warnings.push(format!(
+                "`{}`: {} integer(s) above 2^53 stored as the nearest float64 (the raw snapshot keeps them exact)",
+                column.name, column.rounded
+            ));
+        }
+        let data = column.values.into_data(rows, &column.name)?;
+        columns.push(Column { name: column.name, data });
+    }
+    Ok(Ingested { batch: Batch::new(rows, columns), rejected: state.rejected, warnings })
+}
+
+/// Says what a body that is not an array is, recognising CoinGecko's error objects.
+fn describe_non_array(body: &str) -> IngestError {
+    if body.is_empty() {
+        return IngestError::NotAnArray { found: "an empty file".into() };
+    }
+    let value: Json = match serde_json::from_str(body) {
+        Ok(value) => value,
+        Err(e) => {
+            return IngestError::Malformed {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+            };
+        }
+    };
+    if let Some(status) = value.get("status").filter(|s| s.get("error_message").is_some()) {
+        return IngestError::ApiError {
+            code: status.get("error_code").and_then(Json::as_i64),
+            message: status["error_message"].as_str().unwrap_or_default().to_owned(),
+        };
+    }
+    if let Some(message) = value.get("error").and_then(Json::as_str) {
+        return IngestError::ApiError { code: None, message: message.to_owned() };
+    }
+    let found = match &value {
+        Json::Object(map) => {
+            let keys: Vec<&str> = map.keys().take(8).map(String::as_str).collect();
+            format!("an object with keys {}", keys.join(", "))
+        }
+        Json::String(_) => "a string".into(),
+        Json::Number(_) => "a number".into(),
+        Json::Bool(_) => "a boolean".into(),
+        Json::Null => "null".into(),
+        Json::Array(_) => unreachable!("arrays are streamed"),
+    };
+    IngestError::NotAnArray { found }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{ColumnType, Value};
+
+    fn value<'b>(batch: &'b Batch, column: &str, row: usize) -> Value<'b> {
+        batch.column(column).unwrap_or_else(|| panic!("no column {column}")).data.value(row)
+    }
+
+    #[test]
+    fn types_known_fields_and_keeps_big_integers_exact() {
+        let json = r#"[
+          {"id": "bitcoin", "market_cap": 12345678901234567, "current_price": 2, "max_supply": null,
+           "roi": {"times": 1.5, "currency": "usd"}, "ath_date": "2021-11-10T14:24:11.849Z"},
+          {"id": "dog", "name": "DOG•GO•TO•THE•MOON", "market_cap": 1.0e3, "current_price": 0.5,
+           "max_supply": 21000000, "roi": null}
+        ]"#;
+        let ingested = ingest(json.as_bytes()).unwrap();
+        let batch = &ingested.batch;
+        assert_eq!(batch.rows(), 2);
+        assert!(ingested.rejected.is_empty(), "{:?}", ingested.rejected);
+        let schema = batch.schema();
+        assert_eq!(schema.get("market_cap").unwrap().column_type, ColumnType::Int64);
+        assert_eq!(schema.get("current_price").unwrap().column_type, ColumnType::Float64);
+        assert_eq!(value(batch, "market_cap", 0), Value::Int64(12_345_678_901_234_567));
+        assert_eq!(value(batch, "market_cap", 1), Value::Int64(1000));
+        assert_eq!(value(batch, "current_price", 0), Value::Float64(2.0));
+        assert_eq!(value(batch, "max_supply", 0), Value::Null);
+        assert_eq!(value(batch, "roi", 0), Value::Text(r#"{"times":1.5,"currency":"usd"}"#));
+        assert_eq!(value(batch, "roi", 1), Value::Null);
+        // A field missing from a row is null in that row.
+        assert_eq!(value(batch, "name", 0), Value::Null);
+        assert_eq!(value(batch, "name", 1), Value::Text("DOG•GO•TO•THE•MOON"));
+        assert_eq!(value(batch, "ath_date", 1), Value::Null);
+    }
+
+    #[test]
+    fn wrong_types_reject_the_row_with_a_reason() {
+        let json = r#"[{"id": "a", "current_price": "1.0"}, {"id": 7, "current_price": 1},
+                       {"id": "c", "market_cap": 1.5}]"#;
+        let ingested = ingest(json.as_bytes()).unwrap();
+        assert_eq!(ingested.batch.rows(), 3);
+        let reasons: Vec<_> =
+            ingested.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (0, r#"`current_price`: expected a number, found the string "1.0""#),
+                (1, "`id`: expected a string, found the number 7"),
+                (2, "`market_cap`: expected a whole number, found 1.5"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_typed_by_their_first_value() {
+        let json = r#"[{"id": "a", "extra": null, "flag": true, "nested": [1, 2]},
+                       {"id": "b", "extra": 1.5, "flag": false, "nested": {"k": "v"}}]"#;
+        let batch = ingest(json.as_bytes()).unwrap().batch;
+        let schema = batch.schema();
+        assert_eq!(schema.get("extra").unwrap().column_type, ColumnType::Float64);
+        assert_eq!(schema.get("flag").unwrap().column_type, ColumnType::Boolean);
+        assert_eq!(value(&batch, "extra", 0), Value::Null);
+        assert_eq!(value(&batch, "nested", 0), Value::Text("[1,2]"));
+        assert_eq!(value(&batch, "nested", 1), Value::Text(r#"{"k":"v"}"#));
+    }
+
+    #[test]
+    fn big_integers_in_float_columns_are_reported() {
+        let json = r#"[{"id": "baby-doge-coin", "circulating_supply": 159278394658793761}]"#;
+        let ingested = ingest(json.as_bytes()).unwrap();
+        assert_eq!(ingested.warnings.len(), 1, "{:?}", ingested.warnings);
+        assert!(ingested.warnings[0].contains("circulating_supply"));
+    }
+
+    #[test]
+    fn hostile_field_names_are_skipped() {
+        let json = r#"[{"id": "a", "x\"; DROP TABLE t; --": 1, "Upper": 2}]"#;
+        let ingested = ingest(json.as_bytes()).unwrap();
+        assert_eq!(ingested.batch.schema().names().collect::<Vec<_>>(), vec!["id"]);
+        assert!(ingested.warnings[0].contains("DROP TABLE"));
+    }
+
+    #[test]
+    fn duplicate_fields_reject_the_row() {
+        let ingested = ingest(br#"[{"id": "a", "id": "b"}]"#).unwrap();
+        assert_eq!(ingested.rejected[0].reason, "field `id` appears twice");
+        assert_eq!(value(&ingested.batch, "id", 0), Value::Text("a"));
+    }
+
+    #[test]
+    fn what_is_not_a_list_of_coins_is_a_clear_error() {
+        let rate_limited =
+            br#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#;
+        let err = ingest(rate_limited).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "CoinGecko returned an error instead of coins: You've exceeded the Rate Limit. (error code 429)"
+        );
+        let err = ingest(b"[{\"id\": \"a\",\n  \"x\": }]").unwrap_err().to_string();
+        assert!(err.starts_with("malformed JSON at line 2, column"), "{err}");
+        let err = ingest(b"[1]").unwrap_err().to_string();
+        assert!(err.contains("expected element 0 of the array to be a coin object"), "{err}");
+        let err = ingest(b"\n\n\xff").unwrap_err().to_string();
+        assert_eq!(err, "the input is not UTF-8 text: invalid byte at offset 2 (line 3)");
+        let err = ingest(b"{\"coins\": []}").unwrap_err().to_string();
+        assert_eq!(err, "expected a JSON array of coins, found an object with keys coins");
+        assert!(ingest(b"").unwrap_err().to_string().contains("an empty file"));
+    }
+
+    #[test]
+    fn an_empty_array_is_an_empty_batch() {
+        let ingested = ingest(b"[]").unwrap();
+        assert_eq!(ingested.batch.rows(), 0);
+        assert!(ingested.batch.columns().is_empty());
+    }
+}

@@ -1,0 +1,19 @@
+//! crypto-etl: CoinGecko market snapshots, cleaned and extended by sandboxed WebAssembly plugins.
+//!
+//! The stages, each a function from an input location to an output location:
+//!
+//! - [`ingest`]: a raw `/coins/markets` response into a typed, columnar [`batch::Batch`];
+//! - [`pipeline`]: the plugins of a pipeline manifest, run over the batch by the [`plugin`] runtime;
+//! - [`output`]: the processed CSV and the quarantine of rejected rows, written atomically;
+//! - [`transform`]: the three above as one stage.
+
+#![deny(unsafe_code)]
+
+pub mod batch;
+pub mod ingest;
+pub mod names;
+pub mod output;
+pub mod pipeline;
+pub mod plugin;
+pub mod snapshot;
+pub mod transform;

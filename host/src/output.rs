@@ -1,0 +1,185 @@
+//! Writes the processed CSV and the quarantine file, both or neither.
+//!
+//! Each file is written to a temporary name in its destination folder and renamed into place
+//! only when every file of the set is complete, so a crash or an error never leaves a partial
+//! output for a loader to pick up.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Timelike};
+use tempfile::NamedTempFile;
+
+use crate::batch::{Batch, Value};
+use crate::pipeline::RejectedRow;
+
+/// A file that failed to write, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write {path}: {source}")]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+/// The quarantine file that goes beside `output`: `x.csv` -> `x.rejected.jsonl`.
+pub fn quarantine_path(output: &Path) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.rejected.jsonl"))
+}
+
+/// Files being written under temporary names, made visible together by [`Staged::commit`].
+#[derive(Debug, Default)]
+pub struct Staged {
+    files: Vec<(NamedTempFile, PathBuf)>,
+}
+
+impl Staged {
+    /// Writes `path`'s content through `write` under a temporary name.
+    pub fn write(
+        &mut self,
+        path: &Path,
+        write: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+    ) -> Result<(), WriteError> {
+        let fail = |source| WriteError { path: path.to_owned(), source };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let temp =
+            tempfile::Builder::new().prefix(".crypto-etl-").tempfile_in(dir).map_err(fail)?;
+        {
+            let mut out = BufWriter::with_capacity(1 << 16, temp.as_file());
+            write(&mut out).and_then(|()| out.flush()).map_err(fail)?;
+        }
+        temp.as_file().sync_all().map_err(fail)?;
+        self.files.push((temp, path.to_owned()));
+        Ok(())
+    }
+
+    /// Renames every staged file into place, in the order written.
+    pub fn commit(self) -> Result<(), WriteError> {
+        for (temp, path) in self.files {
+            temp.persist(&path).map_err(|e| WriteError { path, source: e.error })?;
+        }
+        Ok(())
+    }
+}
+
+/// The batch as CSV with a header row: floats in shortest round-trip form, timestamps as
+/// `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as empty fields.
+pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
+    let mut csv =
+        csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+    csv.write_record(batch.columns().iter().map(|c| c.name.as_bytes()))?;
+    let mut floats = ryu::Buffer::new();
+    let mut ints = itoa::Buffer::new();
+    let mut time = Vec::with_capacity(19);
+    for row in 0..batch.rows() {
+        for column in batch.columns() {
+            match column.data.value(row) {
+                Value::Null => csv.write_field(b"")?,
+                Value::Float64(v) => csv.write_field(floats.format_finite(v))?,
+                Value::Int64(v) => csv.write_field(ints.format(v))?,
+                Value::Text(v) => csv.write_field(v)?,
+                Value::Boolean(v) => csv.write_field(if v { "true" } else { "false" })?,
+                Value::Timestamp(v) => {
+                    time.clear();
+                    format_timestamp(v, &mut time)?;
+                    csv.write_field(&time)?;
+                }
+            }
+        }
+        csv.write_record(None::<&[u8]>)?;
+    }
+    csv.flush()
+}
+
+fn format_timestamp(micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
+    let t = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("timestamp {micros} out of range"))
+    })?;
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// One JSON object per rejected row: where it was in the raw snapshot, which stage rejected it,
+/// why, and its values at that point.
+pub fn write_quarantine(rows: &[RejectedRow], mut out: impl Write) -> io::Result<()> {
+    for row in rows {
+        let record = serde_json::json!({
+            "source_row": row.source_row,
+            "stage": row.stage,
+            "reason": row.reason,
+            "values": row.values,
+        });
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Column, ColumnData};
+
+    #[test]
+    fn csv_formats_each_type() {
+        let batch = Batch::new(
+            2,
+            vec![
+                Column {
+                    name: "name".into(),
+                    data: ColumnData::Text {
+                        data: "a,b\"c".into(),
+                        offsets: vec![0, 5, 5],
+                        valid: vec![1, 0],
+                    },
+                },
+                Column {
+                    name: "p".into(),
+                    data: ColumnData::Float64 { values: vec![1.186e-9, 2.0], valid: vec![] },
+                },
+                Column {
+                    name: "n".into(),
+                    data: ColumnData::Int64 { values: vec![i64::MAX, 0], valid: vec![1, 0] },
+                },
+                Column {
+                    name: "t".into(),
+                    data: ColumnData::Timestamp {
+                        values: vec![1_636_554_251_849_000, 0],
+                        valid: vec![],
+                    },
+                },
+            ],
+        );
+        let mut out = Vec::new();
+        write_csv(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "name,p,n,t\n\"a,b\"\"c\",1.186e-9,9223372036854775807,2021-11-10T14:24:11\n,2.0,,1970-01-01T00:00:00\n"
+        );
+    }
+
+    #[test]
+    fn nothing_is_visible_until_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut staged = Staged::default();
+        staged.write(&path, |w| w.write_all(b"x")).unwrap();
+        assert!(!path.exists());
+        staged.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
+        assert_eq!(quarantine_path(&path), dir.path().join("out.rejected.jsonl"));
+    }
+}

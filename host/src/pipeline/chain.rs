@@ -1,0 +1,394 @@
+//! Runs plugins one after another over a batch, trusting none of them.
+//!
+//! [`Chain::plan`] asks every plugin for its plan against the schema the previous plugins leave
+//! and checks the whole chain before any data moves. [`Chain::run`] gives each plugin only the
+//! columns it reads, checks its output against its plan (names, types, lengths, values), applies
+//! it, and sets aside the rows it rejected with their reasons.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::batch::{Batch, ColumnData, Field, Schema, Value};
+use crate::names::{is_valid_column_name, is_valid_label};
+use crate::plugin::{
+    Config, Failure, Plan, PluginError, PluginInfo, PluginOutput, SnapshotContext, TransformPlugin,
+};
+
+/// Longest rejection reason kept; longer ones are cut.
+const MAX_REASON: usize = 1000;
+/// Longest column description accepted.
+const MAX_DESCRIPTION: usize = 500;
+
+/// A plugin with its configuration, ready to plan.
+#[derive(Debug)]
+pub struct Stage {
+    pub plugin: Box<dyn TransformPlugin>,
+    pub config: Config,
+}
+
+#[derive(Debug)]
+struct PlannedStage {
+    stage: Stage,
+    plan: Plan,
+}
+
+/// A checked sequence of plugins and the schema it produces.
+#[derive(Debug)]
+pub struct Chain {
+    stages: Vec<PlannedStage>,
+    input: Schema,
+    output: Schema,
+}
+
+/// A row set aside, with the values it had when it was rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    /// Position of the coin in the raw snapshot's array.
+    pub source_row: usize,
+    /// `ingest`, or the plugin's `name@version`.
+    pub stage: String,
+    pub reason: String,
+    /// The row's values as JSON, column by column.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What one plugin did in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageReport {
+    pub plugin: String,
+    pub version: String,
+    pub sha256: String,
+    pub rows_in: usize,
+    pub rejected: usize,
+    pub elapsed: Duration,
+}
+
+/// The result of a run: the transformed batch and the rows set aside.
+#[derive(Debug)]
+pub struct ChainRun {
+    pub batch: Batch,
+    pub source_rows: Vec<usize>,
+    pub rejected: Vec<RejectedRow>,
+    pub stages: Vec<StageReport>,
+}
+
+fn invalid(info: &PluginInfo, message: String) -> PluginError {
+    PluginError::new(info, Failure::Invalid(message))
+}
+
+impl Chain {
+    /// Plans every stage against `input` and checks the chain as a whole.
+    pub fn plan(stages: Vec<Stage>, input: &Schema) -> Result<Self, PluginError> {
+        let mut schema = input.clone();
+        let mut planned = Vec::with_capacity(stages.len());
+        let mut names = HashSet::new();
+        for stage in stages {
+            let info = stage.plugin.info().clone();
+            if !names.insert(info.name.clone()) {
+                return Err(invalid(
+                    &info,
+                    "appears twice in the pipeline; names must be unique".into(),
+                ));
+            }
+            let plan = stage.plugin.plan(&stage.config, &schema)?;
+            schema = apply_plan(&schema, &plan)
+                .map_err(|m| invalid(&info, format!("has an invalid plan: {m}")))?;
+            planned.push(PlannedStage { stage, plan });
+        }
+        Ok(Self { stages: planned, input: input.clone(), output: schema })
+    }
+
+    /// The schema of the batches this chain produces.
+    pub fn output_schema(&self) -> &Schema {
+        &self.output
+    }
+
+    /// The plugins and their plans, in order.
+    pub fn plans(&self) -> impl Iterator<Item = (&PluginInfo, &Plan)> {
+        self.stages.iter().map(|s| (s.stage.plugin.info(), &s.plan))
+    }
+
+    /// Runs the chain over `batch`, whose schema must be the one it was planned for.
+    /// `source_rows[i]` is the raw-snapshot position of row `i`.
+    pub fn run(
+        &self,
+        mut batch: Batch,
+        mut source_rows: Vec<usize>,
+        context: &SnapshotContext,
+    ) -> Result<ChainRun, PluginError> {
+        debug_assert_eq!(batch.schema(), self.input, "batch does not match the planned schema");
+        let mut rejected = Vec::new();
+        let mut reports = Vec::with_capacity(self.stages.len());
+        for PlannedStage { stage, plan } in &self.stages {
+            let info = stage.plugin.info();
+            let rows_in = batch.rows();
+            if u32::try_from(rows_in).is_err() {
+                return Err(invalid(
+                    info,
+                    format!("cannot take {rows_in} rows (the interface allows 2^32 - 1)"),
+                ));
+            }
+            let input = Batch::new(
+                rows_in,
+                plan.reads.iter().filter_map(|field| batch.column(&field.name).cloned()).collect(),
+            );
+            let started = Instant::now();
+            let output = stage.plugin.transform(&stage.config, &input, context)?;
+            let elapsed = started.elapsed();
+            drop(input);
+            let keep = check_output(info, plan, rows_in, &output)?;
+
+            let stage_name = format!("{}@{}", info.name, info.version);
+            let mut first_reason = vec![None; rows_in];
+            for rejection in output.rejected {
+                first_reason[rejection.row].get_or_insert(rejection.reason);
+            }
+            for (row, reason) in first_reason.into_iter().enumerate() {
+                if let Some(reason) = reason {
+                    rejected.push(RejectedRow {
+                        source_row: source_rows[row],
+                        stage: stage_name.clone(),
+                        reason: clean_reason(&reason),
+                        values: row_values(&batch, row),
+                    });
+                }
+            }
+            for name in &plan.removes {
+                batch.remove(name);
+            }
+            // In the plan's order, whatever order the plugin returned them in, so the batch
+            // always has the schema `apply_plan` computed.
+            let mut columns = output.columns;
+            for write in &plan.writes {
+                if let Some(at) = columns.iter().position(|c| c.name == write.name) {
+                    batch.put(columns.swap_remove(at));
+                }
+            }
+            batch.filter(&keep);
+            source_rows =
+                source_rows.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+            reports.push(StageReport {
+                plugin: info.name.clone(),
+                version: info.version.clone(),
+                sha256: stage.plugin.sha256().to_owned(),
+                rows_in,
+                rejected: keep.iter().filter(|k| !**k).count(),
+                elapsed,
+            });
+        }
+        Ok(ChainRun { batch, source_rows, rejected, stages: reports })
+    }
+}
+
+/// The schema after `plan`, or why the plan cannot apply to `schema`.
+pub fn apply_plan(schema: &Schema, plan: &Plan) -> Result<Schema, String> {
+    let mut seen = HashSet::new();
+    for read in &plan.reads {
+        if !seen.insert(&read.name) {
+            return Err(format!("reads `{}` twice", read.name));
+        }
+        match schema.get(&read.name) {
+            None => {
+                let have: Vec<&str> = schema.names().collect();
+                return Err(format!(
+                    "reads `{}`, which the batch does not have (it has: {})",
+                    read.name,
+                    have.join(", ")
+                ));
+            }
+            Some(field) if field.column_type != read.column_type => {
+                return Err(format!(
+                    "reads `{}` as {}, but the batch has it as {}",
+                    read.name, read.column_type, field.column_type
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut next = schema.clone();
+    for name in &plan.removes {
+        if schema.get(name).is_none() {
+            return Err(format!("removes `{name}`, which the batch does not have"));
+        }
+        if plan.writes.iter().any(|w| &w.name == name) {
+            return Err(format!("both removes and writes `{name}`"));
+        }
+        next.fields.retain(|f| &f.name != name);
+    }
+    let mut written = HashSet::new();
+    for write in &plan.writes {
+        if !is_valid_column_name(&write.name) {
+            return Err(format!(
+                "writes column {:?}; column names are [a-z][a-z0-9_]*, at most 63 characters",
+                write.name
+            ));
+        }
+        if !written.insert(&write.name) {
+            return Err(format!("writes `{}` twice", write.name));
+        }
+        if !is_valid_label(&write.description, MAX_DESCRIPTION) {
+            return Err(format!(
+                "the description of `{}` is over {MAX_DESCRIPTION} bytes or has control characters",
+                write.name
+            ));
+        }
+        let field = Field { name: write.name.clone(), column_type: write.column_type };
+        match (next.fields.iter_mut().find(|f| f.name == write.name), write.replaces) {
+            (Some(existing), true) => *existing = field,
+            (None, false) => next.fields.push(field),
+            (Some(_), false) => {
+                return Err(format!(
+                    "writes `{}`, which already exists; declare it as a replacement to overwrite it",
+                    write.name
+                ));
+            }
+            (None, true) => {
+                return Err(format!("replaces `{}`, which the batch does not have", write.name));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Checks an output against the plan; returns which rows to keep.
+fn check_output(
+    info: &PluginInfo,
+    plan: &Plan,
+    rows: usize,
+    output: &PluginOutput,
+) -> Result<Vec<bool>, PluginError> {
+    let fail = |message: String| invalid(info, format!("returned invalid output: {message}"));
+    let mut keep = vec![true; rows];
+    if !plan.drops_rows && !output.rejected.is_empty() {
+        return Err(fail(format!(
+            "rejected {} rows, but its plan says it drops none",
+            output.rejected.len()
+        )));
+    }
+    for rejection in &output.rejected {
+        match keep.get_mut(rejection.row) {
+            Some(slot) => *slot = false,
+            None => {
+                return Err(fail(format!(
+                    "rejected row {}, but the batch has {rows} rows",
+                    rejection.row
+                )));
+            }
+        }
+    }
+    let mut returned = HashSet::new();
+    for column in &output.columns {
+        let Some(declared) = plan.writes.iter().find(|w| w.name == column.name) else {
+            return Err(fail(format!("column `{}` is not in its plan's writes", column.name)));
+        };
+        if !returned.insert(&column.name) {
+            return Err(fail(format!("column `{}` appears twice", column.name)));
+        }
+        let actual = column.data.column_type();
+        if actual != declared.column_type {
+            return Err(fail(format!(
+                "column `{}` is {actual}, but the plan declares {}",
+                column.name, declared.column_type
+            )));
+        }
+        check_column(&column.data, rows)
+            .map_err(|m| fail(format!("column `{}`: {m}", column.name)))?;
+    }
+    if let Some(missing) = plan.writes.iter().find(|w| !returned.contains(&w.name)) {
+        return Err(fail(format!(
+            "column `{}` is in its plan's writes but was not returned",
+            missing.name
+        )));
+    }
+    Ok(keep)
+}
+
+/// Shape and value checks for one column of `rows` rows.
+fn check_column(data: &ColumnData, rows: usize) -> Result<(), String> {
+    if data.len() != rows {
+        return Err(format!("has {} values for {rows} rows", data.len()));
+    }
+    let valid = data.validity();
+    if !valid.is_empty() && valid.len() != rows {
+        return Err(format!("has {} validity entries for {rows} rows", valid.len()));
+    }
+    let present = |row: usize| valid.is_empty() || valid[row] != 0;
+    match data {
+        ColumnData::Text { data, offsets, .. } => {
+            if offsets.first() != Some(&0) {
+                return Err("text offsets must start at 0".into());
+            }
+            for pair in offsets.windows(2) {
+                if pair[0] > pair[1] {
+                    return Err("text offsets go backwards".into());
+                }
+            }
+            let end = *offsets.last().unwrap_or(&0) as usize;
+            if end > data.len() {
+                return Err("text offsets run past the end of the data".into());
+            }
+            if let Some(bad) = offsets.iter().find(|o| !data.is_char_boundary(**o as usize)) {
+                return Err(format!("text offset {bad} splits a character"));
+            }
+        }
+        ColumnData::Float64 { values, .. } => {
+            if let Some(row) = (0..rows).find(|r| present(*r) && !values[*r].is_finite()) {
+                return Err(format!(
+                    "row {row} is {}; write null instead of NaN or infinity",
+                    values[row]
+                ));
+            }
+        }
+        ColumnData::Timestamp { values, .. } => {
+            if let Some(row) = (0..rows).find(|r| {
+                present(*r) && chrono::DateTime::from_timestamp_micros(values[*r]).is_none()
+            }) {
+                return Err(format!(
+                    "row {row} ({} µs) is not a representable instant",
+                    values[row]
+                ));
+            }
+        }
+        ColumnData::Boolean { .. } | ColumnData::Int64 { .. } => {}
+    }
+    Ok(())
+}
+
+fn clean_reason(reason: &str) -> String {
+    let mut cleaned: String =
+        reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if cleaned.len() > MAX_REASON {
+        let mut end = MAX_REASON;
+        while !cleaned.is_char_boundary(end) {
+            end -= 1;
+        }
+        cleaned.truncate(end);
+        cleaned.push('…');
+    }
+    if cleaned.trim().is_empty() { "(no reason given)".into() } else { cleaned }
+}
+
+/// The values of one row as a JSON object (timestamps as RFC 3339 text).
+pub fn row_values(batch: &Batch, row: usize) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value as Json;
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let value = match column.data.value(row) {
+                Value::Null => Json::Null,
+                Value::Float64(v) => {
+                    serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number)
+                }
+                Value::Int64(v) => Json::from(v),
+                Value::Text(v) => Json::from(v),
+                Value::Boolean(v) => Json::from(v),
+                Value::Timestamp(v) => chrono::DateTime::from_timestamp_micros(v)
+                    .map_or(Json::Null, |t| {
+                        Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                    }),
+            };
+            (column.name.clone(), value)
+        })
+        .collect()
+}

@@ -1,0 +1,88 @@
+//! A snapshot's identity: when it was fetched, in the formats the original pipeline used.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// When a snapshot was fetched (UTC, whole seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FetchTime(DateTime<Utc>);
+
+/// The format of fetch times in object keys and events: `2026-11-27T10-00-00Z`.
+pub const KEY_FORMAT: &str = "%Y-%m-%dT%H-%M-%SZ";
+/// The format of timestamps in the processed CSV: `2026-11-27T10:00:00`.
+pub const CSV_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is not a fetch time; write it as 2026-11-27T10-00-00Z (as in raw_crypto_data_<fetch_time>.json) or 2026-11-27T10:00:00Z"
+)]
+pub struct BadFetchTime(String);
+
+impl FetchTime {
+    pub fn now() -> Self {
+        let since_epoch =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(0);
+        Self::from_micros(seconds * 1_000_000).unwrap_or(Self(DateTime::UNIX_EPOCH))
+    }
+
+    pub fn from_micros(micros: i64) -> Option<Self> {
+        DateTime::from_timestamp_micros(micros).map(Self)
+    }
+
+    /// Parses the key format (`2026-11-27T10-00-00Z`) or RFC 3339.
+    pub fn parse(text: &str) -> Result<Self, BadFetchTime> {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text, KEY_FORMAT) {
+            return Ok(Self(naive.and_utc()));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Self(t.with_timezone(&Utc)))
+            .map_err(|_| BadFetchTime(text.to_owned()))
+    }
+
+    /// The fetch time in a raw object name such as `raw_crypto_data_2026-11-27T10-00-00Z.json`.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let stem = name.rsplit('/').next()?.strip_suffix(".json")?;
+        let (_, time) = stem.rsplit_once('_')?;
+        NaiveDateTime::parse_from_str(time, KEY_FORMAT).ok().map(|t| Self(t.and_utc()))
+    }
+
+    pub fn micros(&self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    /// As in object keys: `2026-11-27T10-00-00Z`.
+    pub fn key(&self) -> String {
+        self.0.format(KEY_FORMAT).to_string()
+    }
+}
+
+impl fmt::Display for FetchTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format(CSV_FORMAT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_original_formats() {
+        let t = FetchTime::parse("2026-11-27T10-00-00Z").unwrap();
+        assert_eq!(t.key(), "2026-11-27T10-00-00Z");
+        assert_eq!(t.to_string(), "2026-11-27T10:00:00");
+        assert_eq!(FetchTime::parse("2026-11-27T10:00:00Z").unwrap(), t);
+        assert_eq!(
+            FetchTime::from_file_name(
+                "raw/dt=2026-11-27/raw_crypto_data_2026-11-27T10-00-00Z.json"
+            ),
+            Some(t)
+        );
+        assert_eq!(FetchTime::from_file_name("markets.json"), None);
+        assert!(
+            FetchTime::parse("yesterday").unwrap_err().to_string().contains("2026-11-27T10-00-00Z")
+        );
+    }
+}

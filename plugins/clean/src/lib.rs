@@ -1,0 +1,321 @@
+//! `clean`: decides which coins of a snapshot are fit to load, and says why the others are not.
+//!
+//! Two modes, chosen with the `mode` key:
+//!
+//! - `default`: a coin is kept when what identifies and sizes it is valid: `id`, `symbol` and
+//!   `name` are non-empty, `current_price`, `market_cap` and `total_volume` are finite and not
+//!   negative. Nulls anywhere else are fine (Ethereum has no `max_supply`). Of several rows with the
+//!   same `id`, the best `market_cap_rank` is kept. `drop` (default `image,roi,sparkline_in_7d`)
+//!   lists columns to remove.
+//! - `seed-compat`: the original Python pipeline's rules, for teams that must reproduce its
+//!   numbers: remove `image` and `roi`, drop every row with a null in any column, drop rows that
+//!   duplicate an earlier row in every column.
+//!
+//! Both modes parse `ath_date`, `atl_date` and `last_updated` into timestamps and add `fetch_time`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crypto_etl_plugin_sdk::prelude::*;
+
+/// Text columns that hold RFC 3339 instants and become timestamps.
+const TIMESTAMP_COLUMNS: [&str; 3] = ["ath_date", "atl_date", "last_updated"];
+const IDENTITY: [&str; 3] = ["id", "symbol", "name"];
+const SIZE: [&str; 3] = ["current_price", "market_cap", "total_volume"];
+const DEFAULT_DROP: &str = "image,roi,sparkline_in_7d";
+const SEED_COMPAT_DROP: [&str; 2] = ["image", "roi"];
+
+struct Clean;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Default,
+    SeedCompat,
+}
+
+fn mode(config: &Config) -> Result<Mode, PluginError> {
+    Ok(match config.choice("mode", &["default", "seed-compat"])? {
+        "seed-compat" => Mode::SeedCompat,
+        _ => Mode::Default,
+    })
+}
+
+fn is_number(ty: ColumnType) -> bool {
+    matches!(ty, ColumnType::Float64 | ColumnType::Int64)
+}
+
+impl Plugin for Clean {
+    fn info() -> PluginInfo {
+        plugin_info!(
+            "Keeps coins whose identity and size are valid, drops duplicate ids (best rank wins), \
+             parses timestamps and adds fetch_time; mode=seed-compat applies the original pipeline's rules"
+        )
+    }
+
+    fn plan(config: &Config, schema: &Schema) -> Result<Plan, PluginError> {
+        let mode = mode(config)?;
+        let drop = config.get("drop").unwrap_or(DEFAULT_DROP);
+        let mut plan = Plan::new().drops_rows();
+        let removed: Vec<&str> = match mode {
+            Mode::Default => drop.split(',').map(str::trim).filter(|c| !c.is_empty()).collect(),
+            Mode::SeedCompat => SEED_COMPAT_DROP.to_vec(),
+        };
+        for name in removed.iter().filter(|c| schema.contains(c)) {
+            plan = plan.removes(name);
+        }
+        match mode {
+            Mode::Default => {
+                for name in IDENTITY {
+                    require(schema, name)?;
+                    plan = plan.reads(name, ColumnType::Text);
+                }
+                for name in SIZE {
+                    let ty = require(schema, name)?;
+                    if !is_number(ty) {
+                        return Err(PluginError::InvalidInput(format!(
+                            "column `{name}` should be numeric but is {ty:?}"
+                        )));
+                    }
+                    plan = plan.reads(name, ty);
+                }
+                if schema.type_of("market_cap_rank") == Some(ColumnType::Int64) {
+                    plan = plan.reads("market_cap_rank", ColumnType::Int64);
+                }
+            }
+            Mode::SeedCompat => {
+                // Every remaining column takes part in the null and duplicate checks.
+                for column in schema.columns() {
+                    if !removed.contains(&column.name.as_str()) {
+                        plan = plan.reads(&column.name, column.type_);
+                    }
+                }
+            }
+        }
+        for name in TIMESTAMP_COLUMNS {
+            if schema.type_of(name) == Some(ColumnType::Text) {
+                if mode == Mode::Default {
+                    plan = plan.reads(name, ColumnType::Text);
+                }
+                plan = plan.replaces(
+                    name,
+                    ColumnType::Timestamp,
+                    &format!("`{name}` from CoinGecko, UTC"),
+                );
+            }
+        }
+        Ok(plan.writes("fetch_time", ColumnType::Timestamp, "When the snapshot was fetched, UTC"))
+    }
+
+    fn transform(input: &Input) -> Result<Output, PluginError> {
+        let mode = mode(input.config())?;
+        let rows = input.rows();
+        let mut output = Output::new();
+        let mut rejected = vec![false; rows];
+        let mut reject = |output: &mut Output, row: usize, reason: String| {
+            if !rejected[row] {
+                rejected[row] = true;
+                output.reject(row, reason);
+            }
+        };
+
+        match mode {
+            Mode::Default => check_identity_and_size(input, &mut output, &mut reject)?,
+            Mode::SeedCompat => drop_nulls_and_duplicate_rows(input, &mut output, &mut reject)?,
+        }
+
+        let mut parsed = Vec::new();
+        for name in TIMESTAMP_COLUMNS {
+            let Ok(texts) = input.text(name) else { continue };
+            let mut values = Vec::with_capacity(rows);
+            for (row, text) in texts.iter().enumerate() {
+                values.push(match text.map(parse_timestamp) {
+                    Some(Ok(micros)) => Some(micros),
+                    Some(Err(err)) => {
+                        reject(&mut output, row, format!("`{name}` {err}"));
+                        None
+                    }
+                    None => None,
+                });
+            }
+            parsed.push((name, values));
+        }
+        if mode == Mode::Default {
+            drop_duplicate_ids(input, &mut output, &mut reject)?;
+        }
+        for (name, values) in parsed {
+            output = output.column(Column::timestamp(name, values));
+        }
+        let fetch_time = input.context().fetch_time;
+        Ok(output.column(Column::timestamp("fetch_time", (0..rows).map(|_| Some(fetch_time)))))
+    }
+}
+
+fn require(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
+    schema.type_of(name).ok_or_else(|| {
+        PluginError::InvalidInput(format!(
+            "the snapshot has no `{name}` column; is it a CoinGecko /coins/markets response?"
+        ))
+    })
+}
+
+/// Microseconds since the epoch of an RFC 3339 instant such as `2021-11-10T14:24:11.849Z`.
+fn parse_timestamp(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 timestamp ({e})"))
+}
+
+/// A number column read as f64, whichever numeric type it has.
+fn numbers(input: &Input, name: &str) -> Result<Vec<Option<f64>>, PluginError> {
+    match input.float64(name) {
+        Ok(values) => Ok(values.iter().collect()),
+        Err(_) => Ok(input.int64(name)?.iter().map(|v| v.map(|v| v as f64)).collect()),
+    }
+}
+
+fn check_identity_and_size(
+    input: &Input,
+    output: &mut Output,
+    reject: &mut impl FnMut(&mut Output, usize, String),
+) -> Result<(), PluginError> {
+    for name in IDENTITY {
+        for (row, value) in input.text(name)?.iter().enumerate() {
+            match value {
+                None => reject(output, row, format!("`{name}` is null")),
+                Some(v) if v.trim().is_empty() => reject(output, row, format!("`{name}` is empty")),
+                Some(_) => {}
+            }
+        }
+    }
+    for name in SIZE {
+        for (row, value) in numbers(input, name)?.into_iter().enumerate() {
+            match value {
+                None => reject(output, row, format!("`{name}` is null")),
+                Some(v) if !v.is_finite() => {
+                    reject(output, row, format!("`{name}` is {v}, not a finite number"))
+                }
+                Some(v) if v < 0.0 => reject(output, row, format!("`{name}` is negative ({v})")),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Of rows sharing an `id`, keeps the one with the best (lowest) `market_cap_rank`; a missing rank
+/// counts as worst, and ties keep the earlier row.
+fn drop_duplicate_ids(
+    input: &Input,
+    output: &mut Output,
+    reject: &mut impl FnMut(&mut Output, usize, String),
+) -> Result<(), PluginError> {
+    let ids = input.text("id")?;
+    let ranks = input.int64("market_cap_rank").ok();
+    let rank = |row: usize| ranks.and_then(|r| r.get(row)).unwrap_or(i64::MAX);
+    let mut best: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    let mut losers = Vec::new();
+    for (row, id) in ids.iter().enumerate() {
+        let Some(id) = id.filter(|id| !id.trim().is_empty()) else { continue };
+        match best.entry(id) {
+            Entry::Vacant(slot) => {
+                slot.insert(row);
+            }
+            Entry::Occupied(mut slot) => {
+                let kept = *slot.get();
+                if rank(row) < rank(kept) {
+                    losers.push((kept, id, row));
+                    slot.insert(row);
+                } else {
+                    losers.push((row, id, kept));
+                }
+            }
+        }
+    }
+    for (row, id, _) in losers {
+        let winner = best[id];
+        let reason = match ranks.and_then(|r| r.get(winner)) {
+            Some(r) => format!("duplicate id `{id}`: the row with market_cap_rank {r} is kept"),
+            None => format!("duplicate id `{id}`: an earlier row with this id is kept"),
+        };
+        reject(output, row, reason);
+    }
+    Ok(())
+}
+
+/// One cell, comparable across rows, for the whole-row duplicate check.
+#[derive(PartialEq, Eq, Hash)]
+enum Cell<'a> {
+    Bits(u64),
+    Int(i64),
+    Text(&'a str),
+}
+
+fn drop_nulls_and_duplicate_rows(
+    input: &Input,
+    output: &mut Output,
+    reject: &mut impl FnMut(&mut Output, usize, String),
+) -> Result<(), PluginError> {
+    let names: Vec<&str> = input.column_names().collect();
+    let rows = input.rows();
+    let mut has_null: Vec<Vec<&str>> = vec![Vec::new(); rows];
+    for name in &names {
+        for (row, nulls) in has_null.iter_mut().enumerate() {
+            if input.is_null(name, row)? {
+                nulls.push(name);
+            }
+        }
+    }
+    let mut cells: Vec<Vec<Cell<'_>>> =
+        (0..rows).map(|_| Vec::with_capacity(names.len())).collect();
+    for name in &names {
+        if let Ok(v) = input.float64(name) {
+            // Compare as pandas does: -0.0 equals 0.0.
+            let key = |x: f64| if x == 0.0 { 0 } else { x.to_bits() };
+            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Bits(key(v.raw()[r]))));
+        } else if let Ok(v) = input.int64(name).or_else(|_| input.timestamp(name)) {
+            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Int(v.raw()[r])));
+        } else if let Ok(v) = input.boolean(name) {
+            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Int(v.raw()[r].into())));
+        } else {
+            let v = input.text(name)?;
+            cells
+                .iter_mut()
+                .enumerate()
+                .for_each(|(r, c)| c.push(Cell::Text(v.get(r).unwrap_or(""))));
+        }
+    }
+    let mut first_seen: HashMap<&[Cell<'_>], usize> = HashMap::with_capacity(rows);
+    for (row, nulls) in has_null.iter().enumerate() {
+        if !nulls.is_empty() {
+            let reason =
+                format!("seed-compat drops any row with a null; null in: {}", nulls.join(", "));
+            reject(output, row, reason);
+            continue;
+        }
+        match first_seen.entry(cells[row].as_slice()) {
+            Entry::Vacant(slot) => {
+                slot.insert(row);
+            }
+            Entry::Occupied(first) => {
+                let reason =
+                    format!("seed-compat drops duplicate rows; same values as row {}", first.get());
+                reject(output, row, reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+export_plugin!(Clean);
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestamp;
+
+    #[test]
+    fn parses_coingecko_timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:01.500Z"), Ok(1_500_000));
+        assert_eq!(parse_timestamp("2021-11-10T14:24:11.849Z"), Ok(1_636_554_251_849_000));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}
