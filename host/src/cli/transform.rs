@@ -1,5 +1,6 @@
 //! `crypto-etl transform`
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -83,7 +84,12 @@ pub fn run(args: TransformArgs, quiet: bool) -> Result<(), Failure> {
             .map_err(|e| Failure::new(Code::Internal, e.to_string()))?;
         println!("{json}");
     } else if !quiet {
-        print_summary(&report);
+        // A closed pipe (`| head`) is the reader's choice, not a failure of the transform.
+        if let Err(e) = print_summary(&report, &mut std::io::stdout().lock())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(Failure::new(Code::Output, format!("could not print the summary: {e}")));
+        }
     }
     Ok(())
 }
@@ -115,27 +121,30 @@ fn failure(error: TransformError) -> Failure {
     }
 }
 
-fn print_summary(report: &Report) {
-    println!(
+fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
         "transformed {} coins from {} with pipeline `{}` (fetch time {})",
         report.rows_in,
         report.input.display(),
         report.pipeline,
         report.fetch_time
-    );
-    println!("  kept     {:>7}  -> {}", report.rows_out, report.output.display());
-    println!("  rejected {:>7}  -> {}", report.rows_rejected, report.quarantine.display());
+    )?;
+    writeln!(out, "  kept     {:>7}  -> {}", report.rows_out, report.output.display())?;
+    writeln!(out, "  rejected {:>7}  -> {}", report.rows_rejected, report.quarantine.display())?;
     for plugin in &report.plugins {
-        println!(
+        writeln!(
+            out,
             "  plugin   {} {}: {} in, {} rejected, {:.1} ms",
             plugin.name,
             plugin.version,
             plugin.rows_in,
             plugin.rejected,
             plugin.elapsed.as_secs_f64() * 1e3
-        );
+        )?;
     }
     for warning in &report.warnings {
-        println!("  warning  {warning}");
+        writeln!(out, "  warning  {warning}")?;
     }
+    Ok(())
 }

@@ -126,7 +126,17 @@ macro_rules! export_plugin {
             }
         }
 
+        // Exports exist only in the component; a native build (unit tests) links without them
+        // but still type-checks the whole plugin.
+        #[cfg(target_family = "wasm")]
         $crate::bindings::__export_transformer!(__CryptoEtlExport with_types_in $crate::bindings);
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            use $crate::bindings::exports::crypto_etl::plugin::transformer::Guest as _;
+            let _ = __CryptoEtlExport::info;
+            let _ = __CryptoEtlExport::plan;
+            let _ = __CryptoEtlExport::transform;
+        };
     };
 }
 

@@ -1,0 +1,100 @@
+//! A plugin that misbehaves on purpose, in the way its `do` setting names, so the tests can show
+//! that the host stops it with a named error and writes nothing.
+
+use crypto_etl_plugin_sdk::prelude::*;
+
+const BEHAVIOURS: [&str; 14] = [
+    "panic",
+    "spin",
+    "memory",
+    "short-column",
+    "undeclared-column",
+    "wrong-type",
+    "bad-name",
+    "reject-undeclared",
+    "snoop",
+    "plan-panic",
+    "guest-error",
+    "nan",
+    "overwrite",
+    "read-missing",
+];
+
+struct Misbehave;
+
+impl Plugin for Misbehave {
+    fn info() -> PluginInfo {
+        plugin_info!("Misbehaves on purpose (test plugin)")
+    }
+
+    fn plan(config: &Config, _schema: &Schema) -> Result<Plan, PluginError> {
+        let behaviour = config.choice("do", &BEHAVIOURS)?;
+        let plan = Plan::new().reads("id", ColumnType::Text);
+        Ok(match behaviour {
+            "plan-panic" => panic!("deliberate panic while planning"),
+            "bad-name" => {
+                plan.writes("x\"; DROP TABLE crypto_data; --", ColumnType::Float64, "evil")
+            }
+            "snoop" => plan.writes("observed", ColumnType::Text, "what the sandbox let through"),
+            "overwrite" => plan.writes("id", ColumnType::Text, "clobbers id without saying so"),
+            "read-missing" => plan.reads("no_such_column", ColumnType::Float64),
+            _ => plan.writes("x", ColumnType::Float64, "a number"),
+        })
+    }
+
+    fn transform(input: &Input) -> Result<Output, PluginError> {
+        let rows = input.rows();
+        let ones = || (0..rows).map(|_| Some(1.0));
+        let behaviour = input.config().get("do").unwrap_or_default();
+        Ok(match behaviour {
+            "panic" => panic!("deliberate panic in transform"),
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 8 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "short-column" => Output::new().column(Column::float64("x", ones().skip(1))),
+            "undeclared-column" => Output::new()
+                .column(Column::float64("x", ones()))
+                .column(Column::float64("y", ones())),
+            "wrong-type" => Output::new().column(Column::text("x", (0..rows).map(|_| Some("one")))),
+            "reject-undeclared" => {
+                let mut output = Output::new().column(Column::float64("x", ones()));
+                output.reject(0, "not declared");
+                output
+            }
+            "snoop" => {
+                let files = std::fs::read_dir("/").map(|d| d.count().to_string());
+                let env = std::env::vars().count();
+                let net = std::net::TcpStream::connect("127.0.0.1:9");
+                let clock = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64);
+                let seen = format!(
+                    "fs={} env={env} net={} clock={}",
+                    files.map_or_else(|e| format!("denied ({e})"), |n| format!("{n} entries")),
+                    net.map_or_else(|e| format!("denied ({e})"), |_| "connected".into()),
+                    if clock.ok() == Some(input.context().fetch_time) { "frozen" } else { "real" },
+                );
+                log(LogLevel::Info, &seen);
+                Output::new()
+                    .column(Column::text("observed", (0..rows).map(|_| Some(seen.as_str()))))
+            }
+            "guest-error" => {
+                return Err(PluginError::InvalidInput("no coins I like in this snapshot".into()));
+            }
+            "nan" => Output::new().column(Column::float64("x", (0..rows).map(|_| Some(f64::NAN)))),
+            _ => Output::new().column(Column::float64("x", ones())),
+        })
+    }
+}
+
+export_plugin!(Misbehave);

@@ -1,0 +1,10 @@
+//! Integration tests: the host, its plugins and its command line, run for real.
+
+// Helpers here are test code too: a panic is a failed test with a line number.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod common;
+mod real_payloads;
+mod sandbox;
+mod seed_compat;
