@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cache;
 mod common;
 mod real_payloads;
 mod sandbox;

@@ -86,7 +86,8 @@ fn the_sandbox_grants_no_files_environment_network_or_clock() {
     assert_eq!(code, 0, "{stderr}");
     let (_, rows) = read_csv(&dir.path().join("out/processed.csv"));
     let observed = &rows[0]["observed"];
-    assert!(observed.starts_with("fs=denied"), "{observed}");
+    // It declared one read, so it got one column, not the whole batch.
+    assert!(observed.starts_with("columns=id fs=denied"), "{observed}");
     assert!(observed.contains(" env=0 "), "{observed}");
     assert!(observed.contains(" net=denied"), "{observed}");
     assert!(observed.ends_with(" clock=frozen"), "{observed}");

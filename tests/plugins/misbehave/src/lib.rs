@@ -78,8 +78,9 @@ impl Plugin for Misbehave {
                 let clock = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_micros() as i64);
+                let columns = input.column_names().collect::<Vec<_>>().join("+");
                 let seen = format!(
-                    "fs={} env={env} net={} clock={}",
+                    "columns={columns} fs={} env={env} net={} clock={}",
                     files.map_or_else(|e| format!("denied ({e})"), |n| format!("{n} entries")),
                     net.map_or_else(|e| format!("denied ({e})"), |_| "connected".into()),
                     if clock.ok() == Some(input.context().fetch_time) { "frozen" } else { "real" },
