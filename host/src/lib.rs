@@ -2,6 +2,7 @@
 //!
 //! The stages, each a function from an input location to an output location:
 //!
+//! - [`extract`]: the top coins from CoinGecko, kept exactly as received in a [`store::Store`];
 //! - [`ingest`]: a raw `/coins/markets` response into a typed, columnar [`batch::Batch`];
 //! - [`pipeline`]: the plugins of a pipeline manifest, run over the batch by the [`plugin`] runtime;
 //! - [`output`]: the processed CSV and the quarantine of rejected rows, written atomically;
@@ -10,10 +11,12 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod extract;
 pub mod ingest;
 pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod snapshot;
+pub mod store;
 pub mod transform;

@@ -4,6 +4,8 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use crate::store::Key;
+
 /// When a snapshot was fetched (UTC, whole seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FetchTime(DateTime<Utc>);
@@ -55,6 +57,35 @@ impl FetchTime {
     /// As in object keys: `2026-11-27T10-00-00Z`.
     pub fn key(&self) -> String {
         self.0.format(KEY_FORMAT).to_string()
+    }
+}
+
+/// Where a snapshot's objects live in a store, below `raw/dt=<date>/`, with the original
+/// pipeline's file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawKeys {
+    /// The coins, as received: `raw_crypto_data_<fetch_time>.json`.
+    pub coins: Key,
+    /// What was fetched, when and from where: `raw_crypto_data_<fetch_time>.meta.json`.
+    pub meta: Key,
+    /// CoinGecko `/global`, when fetched: `global_crypto_data_<fetch_time>.json`.
+    pub global: Key,
+}
+
+impl FetchTime {
+    /// The keys of the snapshot fetched at this time.
+    pub fn raw_keys(&self) -> RawKeys {
+        let dir = format!("raw/dt={}", self.0.format("%Y-%m-%d"));
+        let time = self.key();
+        // Made of digits, letters, `-`, `=` and `_` only: always valid keys.
+        let key = |name: String| {
+            Key::new(&format!("{dir}/{name}")).unwrap_or_else(|e| unreachable!("{e}"))
+        };
+        RawKeys {
+            coins: key(format!("raw_crypto_data_{time}.json")),
+            meta: key(format!("raw_crypto_data_{time}.meta.json")),
+            global: key(format!("global_crypto_data_{time}.json")),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod bad_input;
 mod cache;
 mod common;
+mod extract;
 mod real_payloads;
 mod sandbox;
 mod seed_compat;

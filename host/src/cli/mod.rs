@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, logging, and exit codes. Each command is a thin
 //! caller of the library's stage functions.
 
+mod extract;
 mod plugin;
 mod transform;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use crypto_etl::plugin::{Limits, Runtime};
+use crypto_etl::store::{S3Options, Store, StoreUrl};
 use tracing_subscriber::EnvFilter;
 
 const EXIT_CODES: &str = "\
@@ -18,11 +20,15 @@ Exit codes:
   2  bad command line
   3  the input cannot be used (unreadable, not a list of coins, empty); nothing was written
   4  the pipeline failed (bad manifest, plugin refused or crashed); nothing was written
-  5  the output could not be written
+  5  the output or the store could not be written
+  6  CoinGecko failed or refused (after retries); nothing was stored
 
 Environment:
   CRYPTO_ETL_LOG        log filter, e.g. `info` or `crypto_etl=debug` (default: warn)
-  CRYPTO_ETL_CACHE_DIR  where compiled plugins are cached";
+  CRYPTO_ETL_CACHE_DIR  where compiled plugins are cached
+  CRYPTO_ETL_STORE      the default --store (a folder or s3://bucket/prefix)
+  COINGECKO_API_KEY, COINGECKO_API_PLAN, COINGECKO_BASE_URL   how to reach CoinGecko
+  AWS_*                 S3 credentials, region and endpoint, as for any AWS tool";
 
 /// CoinGecko market snapshots to a warehouse, transformed by sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -42,6 +48,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Fetch the top coins from CoinGecko and store the raw snapshot exactly as received.
+    Extract(extract::ExtractArgs),
     /// Clean a raw snapshot and add derived fields with the plugin pipeline.
     Transform(transform::TransformArgs),
     /// Work with plugins.
@@ -89,6 +97,38 @@ impl RuntimeArgs {
     }
 }
 
+/// Where snapshots are kept, shared by every command that reads or writes them.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// A folder, or s3://bucket[/prefix].
+    #[arg(long, value_name = "DIR|S3_URL", env = "CRYPTO_ETL_STORE", default_value = "data")]
+    store: String,
+
+    /// S3 endpoint, for S3-compatible servers or VPC endpoints (AWS_ENDPOINT_URL_S3 works too).
+    #[arg(long, value_name = "URL", env = "CRYPTO_ETL_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+
+    /// Address S3 buckets by path (endpoint/bucket/key), as S3-compatible servers need.
+    #[arg(long, env = "CRYPTO_ETL_S3_PATH_STYLE")]
+    s3_path_style: bool,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> Result<Store, Failure> {
+        let url = StoreUrl::parse(&self.store)
+            .map_err(|e| Failure::new(Code::BadInput, e.to_string()))?;
+        let options =
+            S3Options { endpoint: self.s3_endpoint.clone(), path_style: self.s3_path_style };
+        Store::open(&url, &options).await.map_err(|e| Failure::new(Code::Output, e.to_string()))
+    }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        Failure::new(Code::Internal, format!("could not start the async runtime: {e}"))
+    })
+}
+
 /// Why a command failed, for the exit code and the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -96,6 +136,7 @@ pub enum Code {
     BadInput = 3,
     Pipeline = 4,
     Output = 5,
+    Source = 6,
 }
 
 /// A failed command: exit code, what failed, and what to do about it.
@@ -135,6 +176,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Transform(args) => transform::run(args, cli.quiet),
         Command::Plugin(command) => plugin::run(command),
     }

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod coingecko;
+pub mod s3;
+
 /// Test plugin components, built by this crate's build script.
 pub mod plugins {
     /// Misbehaves as its `do` setting says (see tests/plugins/misbehave).
