@@ -7,7 +7,8 @@
 use std::fmt;
 
 /// The type of a column. Every type allows nulls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ColumnType {
     Float64,
     Int64,

@@ -13,10 +13,13 @@
 pub mod batch;
 pub mod extract;
 pub mod ingest;
+pub mod load;
 pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod plugin;
+pub mod processed;
 pub mod snapshot;
+pub mod stages;
 pub mod store;
 pub mod transform;

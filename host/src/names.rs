@@ -23,6 +23,12 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
 }
 
+/// A CoinGecko currency code such as `usd`, `eur` or `btc`: 1 to 10 lower-case letters or digits.
+pub fn is_valid_currency(code: &str) -> bool {
+    (1..=10).contains(&code.len())
+        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
 /// Free text a plugin declares (versions, descriptions): bounded and without control characters.
 pub fn is_valid_label(text: &str, max: usize) -> bool {
     text.len() <= max && !text.chars().any(char::is_control)

@@ -28,6 +28,12 @@ pub fn quarantine_path(output: &Path) -> PathBuf {
     output.with_file_name(format!("{stem}.rejected.jsonl"))
 }
 
+/// The schema file that goes beside `output`: `x.csv` -> `x.schema.json`.
+pub fn schema_path(output: &Path) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.schema.json"))
+}
+
 /// Files being written under temporary names, made visible together by [`Staged::commit`].
 #[derive(Debug, Default)]
 pub struct Staged {

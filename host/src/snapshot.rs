@@ -72,7 +72,42 @@ pub struct RawKeys {
     pub global: Key,
 }
 
+/// Where the transform's outputs for a snapshot live, below `processed/dt=<date>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedKeys {
+    /// `processed_crypto_data_<fetch_time>.csv`, as the original pipeline named it.
+    pub csv: Key,
+    /// Rows set aside, with reasons: `processed_crypto_data_<fetch_time>.rejected.jsonl`.
+    pub quarantine: Key,
+    /// Column types, plugins and counts, for the load: `processed_crypto_data_<fetch_time>.schema.json`.
+    pub schema: Key,
+}
+
+impl ProcessedKeys {
+    /// The quarantine and schema keys that go with a processed CSV key.
+    pub fn for_csv(csv: &Key) -> Option<Self> {
+        let stem = csv.as_str().strip_suffix(".csv")?;
+        Some(Self {
+            csv: csv.clone(),
+            quarantine: Key::new(&format!("{stem}.rejected.jsonl")).ok()?,
+            schema: Key::new(&format!("{stem}.schema.json")).ok()?,
+        })
+    }
+}
+
 impl FetchTime {
+    /// The keys of the transform's outputs for the snapshot fetched at this time.
+    pub fn processed_keys(&self) -> ProcessedKeys {
+        let csv = format!(
+            "processed/dt={}/processed_crypto_data_{}.csv",
+            self.0.format("%Y-%m-%d"),
+            self.key()
+        );
+        // Built from digits, letters and `-=_/.`: always a valid key with a `.csv` suffix.
+        let csv = Key::new(&csv).unwrap_or_else(|e| unreachable!("{e}"));
+        ProcessedKeys::for_csv(&csv).unwrap_or_else(|| unreachable!("{csv} ends in .csv"))
+    }
+
     /// The keys of the snapshot fetched at this time.
     pub fn raw_keys(&self) -> RawKeys {
         let dir = format!("raw/dt={}", self.0.format("%Y-%m-%d"));
@@ -114,6 +149,37 @@ mod tests {
         assert_eq!(FetchTime::from_file_name("markets.json"), None);
         assert!(
             FetchTime::parse("yesterday").unwrap_err().to_string().contains("2026-11-27T10-00-00Z")
+        );
+    }
+
+    #[test]
+    fn processed_keys_sit_beside_each_other() {
+        let keys = FetchTime::parse("2026-11-27T10-00-00Z").unwrap().processed_keys();
+        assert_eq!(
+            keys.csv.as_str(),
+            "processed/dt=2026-11-27/processed_crypto_data_2026-11-27T10-00-00Z.csv"
+        );
+        assert_eq!(
+            keys.schema.as_str(),
+            "processed/dt=2026-11-27/processed_crypto_data_2026-11-27T10-00-00Z.schema.json"
+        );
+        assert_eq!(ProcessedKeys::for_csv(&keys.csv), Some(keys));
+    }
+
+    #[test]
+    fn raw_keys_keep_the_original_names_under_date_partitions() {
+        let keys = FetchTime::parse("2026-11-27T10-00-00Z").unwrap().raw_keys();
+        assert_eq!(
+            keys.coins.as_str(),
+            "raw/dt=2026-11-27/raw_crypto_data_2026-11-27T10-00-00Z.json"
+        );
+        assert_eq!(
+            keys.meta.as_str(),
+            "raw/dt=2026-11-27/raw_crypto_data_2026-11-27T10-00-00Z.meta.json"
+        );
+        assert_eq!(
+            keys.global.as_str(),
+            "raw/dt=2026-11-27/global_crypto_data_2026-11-27T10-00-00Z.json"
         );
     }
 }

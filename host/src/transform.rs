@@ -15,7 +15,9 @@ use crate::output::{self, Staged, WriteError};
 use crate::pipeline::chain::row_values;
 use crate::pipeline::{Chain, Pipeline, PipelineError, RejectedRow, StageReport};
 use crate::plugin::{PluginError, Runtime, SnapshotContext};
-use crate::snapshot::FetchTime;
+use crate::processed::{self, ColumnSpec, PluginRef, ProcessedSchema};
+use crate::snapshot::{FetchTime, ProcessedKeys};
+use crate::store::{Key, Store, StoreError};
 
 /// Why a transform failed. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +34,23 @@ pub enum TransformError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TransformError {
+    /// Whether running the transform again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TransformError::Store(e) if e.is_transient())
+    }
 }
 
 /// A snapshot after the pipeline: what to write, and what happened.
 #[derive(Debug)]
 pub struct Transformed {
     pub batch: Batch,
+    /// The output's columns with their types and descriptions.
+    pub columns: Vec<ColumnSpec>,
     pub rejected: Vec<RejectedRow>,
     pub stages: Vec<StageReport>,
     pub rows_in: usize,
@@ -75,15 +88,143 @@ pub fn transform(
     let source_rows: Vec<usize> = (0..rows_in).filter(|r| keep[*r]).collect();
 
     let chain = Chain::plan(stages, &batch.schema())?;
+    let columns = describe(&chain);
     let run = chain.run(batch, source_rows, context)?;
     rejected.extend(run.rejected);
     rejected.sort_by_key(|r| r.source_row);
     Ok(Transformed {
         batch: run.batch,
+        columns,
         rejected,
         stages: run.stages,
         rows_in,
         warnings: ingested.warnings,
+    })
+}
+
+/// The chain's output columns with the description of whoever wrote each last.
+fn describe(chain: &Chain) -> Vec<ColumnSpec> {
+    let mut descriptions = std::collections::HashMap::new();
+    for (info, plan) in chain.plans() {
+        for write in &plan.writes {
+            descriptions.insert(
+                write.name.as_str(),
+                format!("{} (plugin {})", write.description, info.name),
+            );
+        }
+    }
+    chain
+        .output_schema()
+        .fields
+        .iter()
+        .map(|field| ColumnSpec {
+            name: field.name.clone(),
+            column_type: field.column_type,
+            description: descriptions
+                .get(field.name.as_str())
+                .cloned()
+                .unwrap_or_else(|| format!("`{}` from CoinGecko /coins/markets", field.name)),
+        })
+        .collect()
+}
+
+impl Transformed {
+    /// The schema file that goes with this output.
+    pub fn schema(
+        &self,
+        pipeline: &Pipeline,
+        fetch_time: &FetchTime,
+        currency: &str,
+    ) -> ProcessedSchema {
+        ProcessedSchema {
+            format: processed::FORMAT,
+            snapshot_id: processed::snapshot_id(currency, fetch_time),
+            fetch_time: fetch_time.key(),
+            currency: currency.to_owned(),
+            pipeline: pipeline.name.clone(),
+            rows: self.batch.rows(),
+            rejected: self.rejected.len(),
+            columns: self.columns.clone(),
+            plugins: self
+                .stages
+                .iter()
+                .map(|s| PluginRef {
+                    name: s.plugin.clone(),
+                    version: s.version.clone(),
+                    sha256: s.sha256.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A transform of a raw snapshot kept in a store, into the same store.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub raw: Key,
+    pub fetch_time: FetchTime,
+    pub currency: String,
+    pub pipeline: Pipeline,
+    pub market_totals: Option<(f64, f64)>,
+}
+
+/// What a stored transform wrote, and how it went.
+#[derive(Debug)]
+pub struct StoredReport {
+    pub keys: ProcessedKeys,
+    pub schema: ProcessedSchema,
+    pub stages: Vec<StageReport>,
+    pub warnings: Vec<String>,
+    pub rows_in: usize,
+}
+
+/// Reads the raw snapshot from `store`, transforms it, and writes the quarantine, the schema and
+/// (last, so its presence means the set is complete) the CSV beside each other.
+pub async fn transform_stored(
+    runtime: &Runtime,
+    store: &Store,
+    request: &StoredRequest,
+) -> Result<StoredReport, TransformError> {
+    let raw = store.get(&request.raw).await?;
+    let context = SnapshotContext {
+        fetch_time: request.fetch_time.micros(),
+        currency: request.currency.clone(),
+        market_total_cap: request.market_totals.map(|t| t.0),
+        market_total_volume: request.market_totals.map(|t| t.1),
+    };
+    let (runtime, pipeline) = (runtime.clone(), request.pipeline.clone());
+    // Plugins and parsing are CPU work: keep them off the async workers.
+    let done = tokio::task::spawn_blocking(move || transform(&runtime, raw, &pipeline, &context))
+        .await
+        .map_err(|e| {
+            TransformError::Write(WriteError {
+                path: "(transform task)".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })??;
+
+    let keys = request.fetch_time.processed_keys();
+    let schema = done.schema(&request.pipeline, &request.fetch_time, &request.currency);
+    let in_memory = |what: &str, result: std::io::Result<Vec<u8>>| {
+        result.map_err(|source| WriteError { path: what.into(), source })
+    };
+    let mut quarantine = Vec::new();
+    let quarantine = in_memory(
+        "quarantine",
+        output::write_quarantine(&done.rejected, &mut quarantine).map(|()| quarantine),
+    )?;
+    let mut csv = Vec::new();
+    let csv = in_memory("csv", output::write_csv(&done.batch, &mut csv).map(|()| csv))?;
+    let schema_json = serde_json::to_vec_pretty(&schema).unwrap_or_default();
+    store.put(&keys.quarantine, quarantine, "application/x-ndjson").await?;
+    store.put(&keys.schema, schema_json, "application/json").await?;
+    store.put(&keys.csv, csv, "text/csv").await?;
+    Ok(StoredReport {
+        keys,
+        schema,
+        stages: done.stages,
+        warnings: done.warnings,
+        rows_in: done.rows_in,
     })
 }
 
@@ -142,8 +283,12 @@ pub fn transform_file(runtime: &Runtime, request: &FileRequest) -> Result<Report
     };
     let done = transform(runtime, raw, &request.pipeline, &context)?;
     let quarantine = output::quarantine_path(&request.output);
+    let schema = done.schema(&request.pipeline, &request.fetch_time, &request.currency);
     let mut staged = Staged::default();
     staged.write(&quarantine, |w| output::write_quarantine(&done.rejected, w))?;
+    staged.write(&output::schema_path(&request.output), |w| {
+        serde_json::to_writer_pretty(&mut *w, &schema).map_err(std::io::Error::other)
+    })?;
     staged.write(&request.output, |w| output::write_csv(&done.batch, w))?;
     staged.commit()?;
     Ok(Report {

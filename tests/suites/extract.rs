@@ -346,3 +346,20 @@ fn test_client(server: &S3Server) -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pro_keys_go_in_the_pro_header() {
+    let server = MockServer::start().await;
+    markets_page(1)
+        .and(header("x-cg-pro-api-key", "CG-pro"))
+        .respond_with(fixture_response("markets-2025-03-19-100.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("COINGECKO_API_KEY", "CG-pro".into()), ("COINGECKO_API_PLAN", "pro".into())];
+    let (code, event, stderr) =
+        extract(&server, dir.path().to_str().unwrap(), &["--top", "100"], env).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(event["coins"], 100);
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod cache;
 mod common;
 mod extract;
+mod load;
 mod real_payloads;
 mod sandbox;
 mod seed_compat;

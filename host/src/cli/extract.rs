@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::Args;
 use crypto_etl::extract::{
     ApiKey, ApiPlan, ClientConfig, CoinGecko, ExtractError, ExtractEvent, ExtractRequest,
-    RetryPolicy, extract,
+    Extracted, RetryPolicy, extract,
 };
 use crypto_etl::snapshot::FetchTime;
+use crypto_etl::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Code, Failure, StoreArgs};
@@ -34,13 +35,27 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ExtractArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// The snapshot's fetch time [default: now].
+    #[arg(long, value_name = "TIME", value_parser = FetchTime::parse)]
+    fetch_time: Option<FetchTime>,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// What to fetch from CoinGecko and how, shared by `extract` and `run`.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
     /// How many coins, by market cap.
     #[arg(long, default_value_t = 500)]
     top: usize,
 
     /// Quote currency.
-    #[arg(long, default_value = "usd")]
-    currency: String,
+    #[arg(long, default_value = "usd", value_parser = super::currency)]
+    pub currency: String,
 
     /// Price change windows CoinGecko adds (its price_change_percentage parameter).
     #[arg(long, value_name = "WINDOWS", default_value = "24h")]
@@ -49,10 +64,6 @@ pub struct ExtractArgs {
     /// Also fetch /global (whole-market totals), stored beside the snapshot.
     #[arg(long)]
     global: bool,
-
-    /// The snapshot's fetch time [default: now].
-    #[arg(long, value_name = "TIME", value_parser = FetchTime::parse)]
-    fetch_time: Option<FetchTime>,
 
     /// CoinGecko API key (sent in a header, never logged).
     #[arg(long, env = "COINGECKO_API_KEY", hide_env_values = true)]
@@ -81,79 +92,98 @@ pub struct ExtractArgs {
     /// Least time between requests, in milliseconds [default: the plan's rate limit].
     #[arg(long, value_name = "MS")]
     min_interval_ms: Option<u64>,
+}
 
-    #[command(flatten)]
-    store: StoreArgs,
+impl SourceArgs {
+    fn client(&self) -> Result<CoinGecko, Failure> {
+        let api_key = self.api_key.clone().filter(|k| !k.is_empty()).map(ApiKey::new);
+        let config = ClientConfig {
+            plan: self.api_plan,
+            base_url: self
+                .base_url
+                .clone()
+                .unwrap_or_else(|| self.api_plan.default_base_url().to_owned()),
+            min_interval: self
+                .min_interval_ms
+                .map(Duration::from_millis)
+                .unwrap_or_else(|| self.api_plan.default_interval(api_key.is_some())),
+            api_key,
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                budget: Duration::from_secs(self.time_budget),
+                request_timeout: Duration::from_secs(self.request_timeout),
+                ..RetryPolicy::default()
+            },
+        };
+        CoinGecko::new(config).map_err(failure)
+    }
+
+    fn request(&self) -> ExtractRequest {
+        ExtractRequest {
+            top: self.top,
+            currency: self.currency.clone(),
+            price_change_percentage: self.price_change.clone(),
+            include_global: self.global,
+        }
+    }
+
+    /// Fetches and stores a snapshot, showing progress on a terminal.
+    pub async fn extract(
+        &self,
+        store: &Store,
+        fetch_time: FetchTime,
+        quiet: bool,
+    ) -> Result<Extracted, Failure> {
+        let client = self.client()?;
+        let request = self.request();
+        let progress = if !quiet && std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(request.top as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} fetching {pos}/{len} coins {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let mut on_event = |event: ExtractEvent| match event {
+            ExtractEvent::Page { page, pages, coins } => {
+                progress.set_position(coins as u64);
+                progress.set_message(format!("(page {page} of up to {pages})"));
+            }
+            ExtractEvent::Retry(notice) => {
+                let line = format!(
+                    "{} failed (attempt {}): {}; retrying in {:.1} s",
+                    notice.what,
+                    notice.attempt,
+                    notice.reason,
+                    notice.wait.as_secs_f64()
+                );
+                progress.suspend(|| tracing::warn!("{line}"));
+            }
+        };
+        let extracted =
+            extract(&client, store, &request, fetch_time, &mut on_event).await.map_err(failure);
+        progress.finish_and_clear();
+        extracted
+    }
 }
 
 pub fn run(args: ExtractArgs, quiet: bool) -> Result<(), Failure> {
-    let api_key = args.api_key.filter(|k| !k.is_empty()).map(ApiKey::new);
-    let config = ClientConfig {
-        plan: args.api_plan,
-        base_url: args.base_url.unwrap_or_else(|| args.api_plan.default_base_url().to_owned()),
-        min_interval: args
-            .min_interval_ms
-            .map(Duration::from_millis)
-            .unwrap_or_else(|| args.api_plan.default_interval(api_key.is_some())),
-        api_key,
-        retry: RetryPolicy {
-            max_attempts: args.max_attempts.max(1),
-            budget: Duration::from_secs(args.time_budget),
-            request_timeout: Duration::from_secs(args.request_timeout),
-            ..RetryPolicy::default()
-        },
-    };
-    let request = ExtractRequest {
-        top: args.top,
-        currency: args.currency,
-        price_change_percentage: args.price_change,
-        include_global: args.global,
-    };
     let fetch_time = args.fetch_time.unwrap_or_else(FetchTime::now);
-    let client = CoinGecko::new(config).map_err(failure)?;
-
-    let progress = if !quiet && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(request.top as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} fetching {pos}/{len} coins {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut on_event = |event: ExtractEvent| match event {
-        ExtractEvent::Page { page, pages, coins } => {
-            progress.set_position(coins as u64);
-            progress.set_message(format!("(page {page} of up to {pages})"));
-        }
-        ExtractEvent::Retry(notice) => {
-            let line = format!(
-                "{} failed (attempt {}): {}; retrying in {:.1} s",
-                notice.what,
-                notice.attempt,
-                notice.reason,
-                notice.wait.as_secs_f64()
-            );
-            progress.suspend(|| tracing::warn!("{line}"));
-        }
-    };
-
     let runtime = super::tokio_runtime()?;
     let extracted = runtime.block_on(async {
         let store = args.store.open().await?;
-        extract(&client, &store, &request, fetch_time, &mut on_event).await.map_err(failure)
-    });
-    progress.finish_and_clear();
-    let extracted = extracted?;
+        args.source.extract(&store, fetch_time, quiet).await
+    })?;
     let json = serde_json::to_string_pretty(&extracted)
         .map_err(|e| Failure::new(Code::Internal, e.to_string()))?;
     let _ = writeln!(std::io::stdout().lock(), "{json}");
     Ok(())
 }
 
-fn failure(error: ExtractError) -> Failure {
+pub fn failure(error: ExtractError) -> Failure {
     let nothing = "no snapshot was stored";
     match &error {
         ExtractError::Config(_) => Failure::new(Code::BadInput, error.to_string()),

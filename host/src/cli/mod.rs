@@ -3,6 +3,7 @@
 
 mod extract;
 mod plugin;
+mod run;
 mod transform;
 
 use std::path::PathBuf;
@@ -48,10 +49,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run extract, transform and load in a row (the whole pipeline, locally).
+    Run(run::RunArgs),
     /// Fetch the top coins from CoinGecko and store the raw snapshot exactly as received.
     Extract(extract::ExtractArgs),
     /// Clean a raw snapshot and add derived fields with the plugin pipeline.
     Transform(transform::TransformArgs),
+    /// Load a processed CSV into the warehouse (given the transform's output event).
+    Load(run::LoadArgs),
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -123,6 +128,15 @@ impl StoreArgs {
     }
 }
 
+/// Parses `--currency`.
+fn currency(text: &str) -> Result<String, String> {
+    if crypto_etl::names::is_valid_currency(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a CoinGecko currency code such as usd, eur or btc"))
+    }
+}
+
 fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         Failure::new(Code::Internal, format!("could not start the async runtime: {e}"))
@@ -176,7 +190,9 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Run(args) => run::run(args, cli.quiet),
         Command::Extract(args) => extract::run(args, cli.quiet),
+        Command::Load(args) => run::load(args),
         Command::Transform(args) => transform::run(args, cli.quiet),
         Command::Plugin(command) => plugin::run(command),
     }

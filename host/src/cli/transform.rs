@@ -48,7 +48,7 @@ pub struct TransformArgs {
     fetch_time: Option<FetchTime>,
 
     /// Quote currency of the snapshot's prices.
-    #[arg(long, default_value = "usd")]
+    #[arg(long, default_value = "usd", value_parser = super::currency)]
     currency: String,
 
     /// Print the report as JSON on stdout instead of a summary.
@@ -78,7 +78,7 @@ pub fn run(args: TransformArgs, quiet: bool) -> Result<(), Failure> {
         fetch_time,
         currency: args.currency,
     };
-    let report = transform_file(&runtime, &request).map_err(failure)?;
+    let report = transform_file(&runtime, &request).map_err(|e| failure(&e))?;
     if args.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::new(Code::Internal, e.to_string()))?;
@@ -94,9 +94,9 @@ pub fn run(args: TransformArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn failure(error: TransformError) -> Failure {
+pub fn failure(error: &TransformError) -> Failure {
     let untouched = "nothing was written and the raw snapshot is untouched";
-    match &error {
+    match error {
         TransformError::Read { .. } => {
             Failure::new(Code::BadInput, error.to_string()).hint("check the --input path")
         }
@@ -115,6 +115,8 @@ fn failure(error: TransformError) -> Failure {
                 "{untouched}; fix the plugin or its configuration, or leave it out of the pipeline"
             ))
         }
+        TransformError::Store(_) => Failure::new(Code::Output, error.to_string())
+            .hint("check the store and its credentials; the raw snapshot is untouched"),
         TransformError::Write(_) => Failure::new(Code::Output, error.to_string()).hint(
             "check that the output folder is writable and has space; no partial file was left",
         ),

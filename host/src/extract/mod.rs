@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub use coingecko::{ApiKey, ApiPlan, ClientConfig, CoinGecko, RetryNotice, RetryPolicy};
 
+use crate::names::is_valid_currency;
 use crate::snapshot::FetchTime;
 use crate::store::{Store, StoreError};
 
@@ -75,9 +76,7 @@ impl ExtractRequest {
                 self.top
             )));
         }
-        let currency_ok = (1..=10).contains(&self.currency.len())
-            && self.currency.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !currency_ok {
+        if !is_valid_currency(&self.currency) {
             return Err(ExtractError::Config(format!(
                 "currency {:?} is not a CoinGecko currency code such as usd or eur",
                 self.currency
@@ -239,6 +238,47 @@ pub async fn extract(
     on_event: &mut (dyn FnMut(ExtractEvent) + Send),
 ) -> Result<Extracted, ExtractError> {
     let fetched = fetch(client, request, on_event).await?;
+    store_snapshot(store, fetched, request, fetch_time).await
+}
+
+/// Stores a saved `/coins/markets` response (a file) as the snapshot fetched at `fetch_time`,
+/// as if it had just been extracted: for runs without network, and for replaying history.
+pub async fn import(
+    store: &Store,
+    bytes: Vec<u8>,
+    origin: &str,
+    currency: &str,
+    fetch_time: FetchTime,
+) -> Result<Extracted, ExtractError> {
+    let coins = serde_json::from_slice::<Vec<&RawValue>>(&bytes)
+        .map_err(|_| ExtractError::UnexpectedBody {
+            what: origin.to_owned(),
+            expected: "a JSON array of coins",
+            found: coingecko::api_message(&bytes),
+        })?
+        .len();
+    let request = ExtractRequest {
+        top: coins,
+        currency: currency.to_owned(),
+        price_change_percentage: "24h".into(),
+        include_global: false,
+    };
+    let fetched = Fetched {
+        coins_json: bytes,
+        coins,
+        pages: 0,
+        source: origin.to_owned(),
+        global_json: None,
+    };
+    store_snapshot(store, fetched, &request, fetch_time).await
+}
+
+async fn store_snapshot(
+    store: &Store,
+    fetched: Fetched,
+    request: &ExtractRequest,
+    fetch_time: FetchTime,
+) -> Result<Extracted, ExtractError> {
     let keys = fetch_time.raw_keys();
     let sha256 = hex::encode(Sha256::digest(&fetched.coins_json));
     let global_path = match fetched.global_json {

@@ -124,6 +124,8 @@ pub enum StoreError {
     BadKey(#[from] BadKey),
     #[error("{location} does not exist")]
     NotFound { location: String },
+    #[error("{location} is not in the store {store}; point --store at the store that holds it")]
+    Elsewhere { location: String, store: String },
     #[error("could not {action} {location}: {message}")]
     Io { action: &'static str, location: String, message: String, transient: bool },
 }
@@ -178,6 +180,72 @@ impl Store {
         match self {
             Store::Local(store) => store.list(prefix).await,
             Store::S3(store) => store.list(prefix).await,
+        }
+    }
+
+    /// The store's `bucket_name` in events: the bucket, or the folder of a local store.
+    pub fn bucket_name(&self) -> String {
+        match self {
+            Store::Local(store) => store.root().display().to_string(),
+            Store::S3(store) => store.bucket().to_owned(),
+        }
+    }
+
+    /// The `file_name` of `key` in events: the object's full key in the bucket.
+    pub fn object_name(&self, key: &Key) -> String {
+        match self {
+            Store::Local(_) => key.to_string(),
+            Store::S3(store) => store.object_key(key),
+        }
+    }
+
+    /// The key of the object an event names with `bucket_name` and `file_name`.
+    pub fn key_for_object(&self, bucket_name: &str, file_name: &str) -> Result<Key, StoreError> {
+        let elsewhere = || StoreError::Elsewhere {
+            location: format!("{bucket_name}/{file_name}"),
+            store: self.describe(),
+        };
+        match self {
+            Store::Local(store) => {
+                let same = std::path::Path::new(bucket_name) == store.root();
+                if !same {
+                    return Err(elsewhere());
+                }
+                Ok(Key::new(file_name)?)
+            }
+            Store::S3(store) => {
+                if bucket_name != store.bucket() {
+                    return Err(elsewhere());
+                }
+                store.key_within_prefix(file_name).ok_or_else(elsewhere)?
+            }
+        }
+    }
+
+    /// The key of the object at `location` (`s3://bucket/key`, or a path below a local store).
+    pub fn key_for_location(&self, location: &str) -> Result<Key, StoreError> {
+        let elsewhere =
+            || StoreError::Elsewhere { location: location.to_owned(), store: self.describe() };
+        match self {
+            Store::Local(store) => {
+                let relative = std::path::Path::new(location)
+                    .strip_prefix(store.root())
+                    .map_err(|_| elsewhere())?;
+                Ok(Key::new(relative.to_str().ok_or_else(elsewhere)?)?)
+            }
+            Store::S3(_) => {
+                let rest = location.strip_prefix("s3://").ok_or_else(elsewhere)?;
+                let (bucket, key) = rest.split_once('/').ok_or_else(elsewhere)?;
+                self.key_for_object(bucket, key)
+            }
+        }
+    }
+
+    /// The store itself, for people: a folder or `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local(store) => store.root().display().to_string(),
+            Store::S3(store) => store.describe(),
         }
     }
 

@@ -49,7 +49,29 @@ impl S3Store {
         Self { client, bucket, prefix }
     }
 
-    fn object_key(&self, key: &Key) -> String {
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// `s3://bucket[/prefix]`
+    pub fn describe(&self) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("s3://{}/{prefix}", self.bucket),
+            None => format!("s3://{}", self.bucket),
+        }
+    }
+
+    /// The store key of a full object key, if it lies below this store's prefix.
+    pub fn key_within_prefix(&self, object_key: &str) -> Option<Result<Key, super::StoreError>> {
+        let relative = match &self.prefix {
+            Some(prefix) => object_key.strip_prefix(prefix.as_str())?.strip_prefix('/')?,
+            None => object_key,
+        };
+        Some(Key::new(relative).map_err(Into::into))
+    }
+
+    /// The full object key of `key` in the bucket.
+    pub fn object_key(&self, key: &Key) -> String {
         match &self.prefix {
             Some(prefix) => prefix.join(key).as_str().to_owned(),
             None => key.as_str().to_owned(),
