@@ -22,16 +22,20 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
+/// A file beside `output` with the same stem: `x.csv` + `rejected.jsonl` -> `x.rejected.jsonl`.
+fn beside(output: &Path, suffix: &str) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.{suffix}"))
+}
+
 /// The quarantine file that goes beside `output`: `x.csv` -> `x.rejected.jsonl`.
 pub fn quarantine_path(output: &Path) -> PathBuf {
-    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    output.with_file_name(format!("{stem}.rejected.jsonl"))
+    beside(output, "rejected.jsonl")
 }
 
 /// The schema file that goes beside `output`: `x.csv` -> `x.schema.json`.
 pub fn schema_path(output: &Path) -> PathBuf {
-    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    output.with_file_name(format!("{stem}.schema.json"))
+    beside(output, "schema.json")
 }
 
 /// Files being written under temporary names, made visible together by [`Staged::commit`].

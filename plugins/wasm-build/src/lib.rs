@@ -24,6 +24,7 @@ pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBu
     for path in watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     ensure_target_installed();
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")
@@ -63,6 +64,8 @@ pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBu
             let file = format!("{}.wasm", package.replace('-', "_"));
             let path = target_dir.join(TARGET).join("release").join(file);
             assert!(path.exists(), "cargo built {package} but {} is missing", path.display());
+            // If the artifact goes away (a moved or cleaned target dir), build it again.
+            println!("cargo:rerun-if-changed={}", path.display());
             path
         })
         .collect()
