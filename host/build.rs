@@ -1,9 +1,11 @@
 //! Compiles the default plugins to WebAssembly so the host can embed them (`plugin::builtin`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
-    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read when the script runs, not when it was compiled: a cached build script may come from a
+    // checkout in another folder.
+    let host = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"));
     let workspace = host.parent().expect("host/ sits inside the workspace");
     let packages = ["clean", "market-share"];
     let watch: Vec<_> = packages.iter().map(|p| workspace.join("plugins").join(p)).collect();

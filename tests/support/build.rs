@@ -1,9 +1,12 @@
 //! Builds the test plugins (and the example plugin) so tests can load them by path.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
-    let support = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read when the script runs, not when it was compiled: a cached build script may come from a
+    // checkout in another folder.
+    let support = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"));
+    let support = support.as_path();
     let workspace =
         support.parent().and_then(Path::parent).expect("tests/support is two levels deep");
     let plugins = [
