@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use duckdb::{Connection, params};
 
-use super::{LoadError, LoadReport, TableName, quote, sql_type};
+use super::{LoadError, LoadReport, TableName};
+use crate::batch::ColumnType;
 use crate::processed::ProcessedSchema;
 
 /// A DuckDB database file holding the snapshot table, its load history and a latest view.
@@ -165,4 +166,22 @@ fn chrono_now(connection: &Connection) -> Result<String, LoadError> {
     connection
         .query_row("SELECT strftime(now(), '%Y-%m-%d %H:%M:%S.%f')", [], |row| row.get(0))
         .map_err(duck("read the clock"))
+}
+
+/// A quoted SQL identifier. Only ever called with names that passed `TableName::new` or
+/// `names::is_valid_column_name`, which cannot contain a quote; doubling quotes keeps it safe
+/// even so.
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// The SQL type a column of `ty` gets in the warehouse.
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Float64 => "DOUBLE",
+        ColumnType::Int64 => "BIGINT",
+        ColumnType::Text => "VARCHAR",
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::Timestamp => "TIMESTAMP",
+    }
 }

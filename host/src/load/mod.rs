@@ -5,14 +5,18 @@
 //! new nullable columns; a column never changes type. Loading the same snapshot again replaces
 //! its rows instead of adding a second copy, and each load is recorded in a load-history table.
 
+#[cfg(feature = "duckdb")]
 mod duckdb;
+mod snowflake;
 
+#[cfg(feature = "duckdb")]
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+#[cfg(feature = "duckdb")]
 pub use self::duckdb::DuckDbWarehouse;
-use crate::batch::ColumnType;
+pub use self::snowflake::{SETTINGS_HELP, SnowflakeAuth, SnowflakeSettings, SnowflakeWarehouse};
 use crate::processed::{ProcessedSchema, SchemaError};
 use crate::snapshot::ProcessedKeys;
 use crate::store::{Key, Store, StoreError};
@@ -20,8 +24,22 @@ use crate::store::{Key, Store, StoreError};
 /// Why a load failed. Nothing was loaded: each load is one transaction.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{0:?} is not a warehouse; use duckdb:PATH (e.g. duckdb:data/crypto.duckdb)")]
+    #[error(
+        "{0:?} is not a warehouse; use duckdb:PATH (e.g. duckdb:data/crypto.duckdb) or snowflake"
+    )]
     BadWarehouse(String),
+    #[error(
+        "this build of crypto-etl has no DuckDB warehouse (built without the `duckdb` feature); use snowflake"
+    )]
+    NoDuckDb,
+    #[error("the warehouse is not configured: {0}")]
+    Config(String),
+    #[error(
+        "Snowflake refused to sign in user {user} on account {account}: {message}; check SNOWFLAKE_USER and SNOWFLAKE_PASSWORD (or the key pair)"
+    )]
+    SignIn { account: String, user: String, message: String },
+    #[error("the warehouse could not be reached to {action} (try again): {message}")]
+    Unreachable { action: &'static str, message: String },
     #[error("{0:?} is not a valid table name ([A-Za-z_][A-Za-z0-9_]*, at most 63)")]
     BadTable(String),
     #[error("{key} is not a processed CSV (its name should end in .csv)")]
@@ -45,7 +63,11 @@ pub enum LoadError {
 impl LoadError {
     /// Whether loading again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, LoadError::Store(e) if e.is_transient())
+        match self {
+            LoadError::Store(e) => e.is_transient(),
+            LoadError::Unreachable { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -70,47 +92,45 @@ impl TableName {
 /// The default table, as the original pipeline named it.
 pub const DEFAULT_TABLE: &str = "CRYPTO_DATA";
 
-/// A quoted SQL identifier. Only ever called with names that passed `TableName::new` or
-/// `names::is_valid_column_name`, which cannot contain a quote; doubling quotes keeps it safe
-/// even so.
-pub(crate) fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-/// The SQL type a column of `ty` gets in the warehouse.
-pub(crate) fn sql_type(ty: ColumnType) -> &'static str {
-    match ty {
-        ColumnType::Float64 => "DOUBLE",
-        ColumnType::Int64 => "BIGINT",
-        ColumnType::Text => "VARCHAR",
-        ColumnType::Boolean => "BOOLEAN",
-        ColumnType::Timestamp => "TIMESTAMP",
-    }
-}
-
-/// Where to load: `duckdb:PATH`.
+/// Where to load: `duckdb:PATH` or `snowflake`.
 #[derive(Debug, Clone)]
 pub enum Warehouse {
+    #[cfg(feature = "duckdb")]
     DuckDb(DuckDbWarehouse),
+    Snowflake(Box<SnowflakeWarehouse>),
 }
 
 impl Warehouse {
-    /// Parses `duckdb:PATH` (a bare path ending in `.duckdb` works too).
+    /// Parses `duckdb:PATH` (a bare path ending in `.duckdb` works too) or `snowflake` (whose
+    /// settings come from `SNOWFLAKE_*` environment variables).
     pub fn parse(text: &str, table: TableName) -> Result<Self, LoadError> {
+        if text == "snowflake" {
+            return Self::snowflake(SnowflakeSettings::from_env()?, table);
+        }
         let path =
             text.strip_prefix("duckdb:").or_else(|| text.ends_with(".duckdb").then_some(text));
         match path {
+            #[cfg(feature = "duckdb")]
             Some(path) if !path.is_empty() => {
                 Ok(Warehouse::DuckDb(DuckDbWarehouse::new(PathBuf::from(path), table)))
             }
+            #[cfg(not(feature = "duckdb"))]
+            Some(path) if !path.is_empty() => Err(LoadError::NoDuckDb),
             _ => Err(LoadError::BadWarehouse(text.to_owned())),
         }
+    }
+
+    /// Snowflake with the given settings.
+    pub fn snowflake(settings: SnowflakeSettings, table: TableName) -> Result<Self, LoadError> {
+        Ok(Warehouse::Snowflake(Box::new(SnowflakeWarehouse::new(settings, table)?)))
     }
 
     /// Where it is, for people.
     pub fn describe(&self) -> String {
         match self {
+            #[cfg(feature = "duckdb")]
             Warehouse::DuckDb(w) => format!("duckdb:{}", w.path().display()),
+            Warehouse::Snowflake(w) => w.describe(),
         }
     }
 }
@@ -139,6 +159,11 @@ pub async fn load_stored(
         .map_err(|source| LoadError::Schema { location: store.location(&keys.schema), source })?;
     let file = store.location(csv);
     match warehouse {
+        // Snowflake copies from its external stage over the bucket: the object name is the path.
+        Warehouse::Snowflake(snowflake) => {
+            snowflake.load(&schema, &store.object_name(csv), &file).await
+        }
+        #[cfg(feature = "duckdb")]
         Warehouse::DuckDb(duck) => {
             // DuckDB reads files; a CSV in S3 is staged in a private temporary file first.
             let local = match store {
@@ -165,11 +190,13 @@ pub async fn load_stored(
 }
 
 /// A CSV file DuckDB can read.
+#[cfg(feature = "duckdb")]
 enum Staged {
     Existing(PathBuf),
     Temporary(tempfile::NamedTempFile),
 }
 
+#[cfg(feature = "duckdb")]
 impl Staged {
     fn path(&self) -> &std::path::Path {
         match self {
