@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Started by the Lambda runtime: serve invocations instead of reading a command line.
+    if crypto_etl::lambda::is_lambda() {
+        return serve_lambda();
+    }
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose, args.quiet);
     match cli::run(args) {
@@ -17,6 +21,21 @@ fn main() -> ExitCode {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(failure.code as u8)
+        }
+    }
+}
+
+fn serve_lambda() -> ExitCode {
+    let served = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(lambda_runtime::Error::from)
+        .and_then(|runtime| runtime.block_on(crypto_etl::lambda::serve()));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: the Lambda runtime stopped: {error}");
+            ExitCode::FAILURE
         }
     }
 }

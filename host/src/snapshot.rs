@@ -12,6 +12,11 @@ pub struct FetchTime(DateTime<Utc>);
 
 /// The format of fetch times in object keys and events: `2026-11-27T10-00-00Z`.
 pub const KEY_FORMAT: &str = "%Y-%m-%dT%H-%M-%SZ";
+/// Where raw snapshots live in a store.
+pub const RAW_PREFIX: &str = "raw";
+/// The original pipeline's name for a raw snapshot, before its fetch time.
+const RAW_FILE_PREFIX: &str = "raw_crypto_data_";
+
 /// The format of timestamps in the processed CSV: `2026-11-27T10:00:00`.
 pub const CSV_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
@@ -48,6 +53,18 @@ impl FetchTime {
         let stem = name.rsplit('/').next()?.strip_suffix(".json")?;
         let (_, time) = stem.rsplit_once('_')?;
         NaiveDateTime::parse_from_str(time, KEY_FORMAT).ok().map(|t| Self(t.and_utc()))
+    }
+
+    /// The fetch time of a raw snapshot object, `raw_crypto_data_<fetch_time>.json` exactly
+    /// (not its `.meta.json` or the `/global` file beside it).
+    pub fn from_raw_file_name(name: &str) -> Option<Self> {
+        let time = name.strip_prefix(RAW_FILE_PREFIX)?.strip_suffix(".json")?;
+        NaiveDateTime::parse_from_str(time, KEY_FORMAT).ok().map(|t| Self(t.and_utc()))
+    }
+
+    /// The UTC date, as in the `dt=` partition.
+    pub fn date(&self) -> chrono::NaiveDate {
+        self.0.date_naive()
     }
 
     pub fn micros(&self) -> i64 {
@@ -98,27 +115,29 @@ impl ProcessedKeys {
 impl FetchTime {
     /// The keys of the transform's outputs for the snapshot fetched at this time.
     pub fn processed_keys(&self) -> ProcessedKeys {
-        let csv = format!(
-            "processed/dt={}/processed_crypto_data_{}.csv",
-            self.0.format("%Y-%m-%d"),
-            self.key()
-        );
+        let csv =
+            format!("{}/processed_crypto_data_{}.csv", self.partition("processed"), self.key());
         // Built from digits, letters and `-=_/.`: always a valid key with a `.csv` suffix.
         let csv = Key::new(&csv).unwrap_or_else(|e| unreachable!("{e}"));
         ProcessedKeys::for_csv(&csv).unwrap_or_else(|| unreachable!("{csv} ends in .csv"))
     }
 
+    /// `<area>/dt=YYYY-MM-DD`: the date partition of this fetch time.
+    fn partition(&self, area: &str) -> String {
+        format!("{area}/dt={}", self.0.format("%Y-%m-%d"))
+    }
+
     /// The keys of the snapshot fetched at this time.
     pub fn raw_keys(&self) -> RawKeys {
-        let dir = format!("raw/dt={}", self.0.format("%Y-%m-%d"));
+        let dir = self.partition(RAW_PREFIX);
         let time = self.key();
         // Made of digits, letters, `-`, `=` and `_` only: always valid keys.
         let key = |name: String| {
             Key::new(&format!("{dir}/{name}")).unwrap_or_else(|e| unreachable!("{e}"))
         };
         RawKeys {
-            coins: key(format!("raw_crypto_data_{time}.json")),
-            meta: key(format!("raw_crypto_data_{time}.meta.json")),
+            coins: key(format!("{RAW_FILE_PREFIX}{time}.json")),
+            meta: key(format!("{RAW_FILE_PREFIX}{time}.meta.json")),
             global: key(format!("global_crypto_data_{time}.json")),
         }
     }

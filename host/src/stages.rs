@@ -7,11 +7,14 @@
 //!
 //! Events are untrusted input: every field is checked before it names anything in a store.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::extract::ExtractError;
 use crate::load::{LoadError, LoadReport, Warehouse, load_stored};
 use crate::names::is_valid_currency;
 use crate::pipeline::Pipeline;
+use crate::pipeline::published::PublishError;
 use crate::plugin::Runtime;
 use crate::processed::PluginRef;
 use crate::snapshot::FetchTime;
@@ -28,15 +31,29 @@ pub enum EventError {
 }
 
 /// What transform takes: the extract's output (extra fields are ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransformEvent {
     /// `s3://bucket/key` or a path in a local store.
     pub file_path: String,
     /// `2026-11-27T10-00-00Z`
     pub fetch_time: String,
     /// Quote currency of the snapshot (`usd` when absent, as the original always fetched).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+}
+
+/// The currency the extract recorded in the snapshot's `.meta.json`; `usd` (what the original
+/// pipeline always fetched) when there is none, as for snapshots it stored.
+async fn recorded_currency(store: &Store, raw: &Key) -> String {
+    let meta =
+        match raw.as_str().strip_suffix(".json").map(|stem| Key::new(&format!("{stem}.meta.json")))
+        {
+            Some(Ok(meta)) => store.get(&meta).await.ok(),
+            _ => None,
+        };
+    meta.and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|meta| meta.get("currency")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "usd".into())
 }
 
 /// A plugin's part in a transform, in the transform's output.
@@ -47,6 +64,9 @@ pub struct PluginRun {
     pub rows_in: usize,
     pub rejected: usize,
     pub millis: f64,
+    /// The plugin instance's memory at its peak, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<usize>,
 }
 
 /// What transform returns: the original's `status`, `bucket_name`, `file_name`, and more.
@@ -77,7 +97,10 @@ pub async fn transform(
     let fetch_time =
         FetchTime::parse(&event.fetch_time).map_err(|e| EventError::Malformed(e.to_string()))?;
     let raw = store.key_for_location(&event.file_path).map_err(EventError::from)?;
-    let currency = event.currency.clone().unwrap_or_else(|| "usd".into());
+    let currency = match &event.currency {
+        Some(currency) => currency.clone(),
+        None => recorded_currency(store, &raw).await,
+    };
     if !is_valid_currency(&currency) {
         return Err(
             EventError::Malformed(format!("currency {currency:?} is not a currency code")).into()
@@ -103,6 +126,7 @@ pub async fn transform(
             rows_in: s.rows_in,
             rejected: s.rejected,
             millis: (s.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            peak_memory_bytes: s.peak_memory,
         })
         .collect();
     Ok(TransformOutput {
@@ -162,11 +186,81 @@ pub async fn load(
     Ok(LoadOutput { status: "success", message, warehouse: warehouse.describe(), report })
 }
 
+/// Which raw snapshots a backfill reprocesses (fields absent: all of them).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BackfillEvent {
+    /// Where the raw snapshots are (`raw/`, or a folder below it).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// First fetch date included, `YYYY-MM-DD`.
+    #[serde(default, deserialize_with = "date")]
+    pub from: Option<NaiveDate>,
+    /// Last fetch date included, `YYYY-MM-DD`.
+    #[serde(default, deserialize_with = "date")]
+    pub to: Option<NaiveDate>,
+}
+
+/// `YYYY-MM-DD`, or null.
+fn date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else { return Ok(None) };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a date like 2026-11-27")))
+}
+
+/// The raw snapshots in `store` fetched between `from` and `to` (inclusive), oldest first, as
+/// transform events.
+pub async fn stored_snapshots(
+    store: &Store,
+    event: &BackfillEvent,
+) -> Result<Vec<TransformEvent>, StageError> {
+    if let (Some(from), Some(to)) = (event.from, event.to)
+        && from > to
+    {
+        return Err(EventError::Malformed(format!("`from` {from} is after `to` {to}")).into());
+    }
+    let prefix = event.prefix.as_deref().unwrap_or(crate::snapshot::RAW_PREFIX);
+    let raw = Key::new(prefix.trim_end_matches('/'))
+        .ok()
+        .filter(|k| k.as_str().split('/').next() == Some(crate::snapshot::RAW_PREFIX))
+        .ok_or_else(|| {
+            EventError::Malformed(format!("prefix {prefix:?} is not raw/ or a folder below it"))
+        })?;
+    let mut found: Vec<(FetchTime, Key)> = store
+        .list(&raw)
+        .await
+        .map_err(StageError::Store)?
+        .into_iter()
+        .filter_map(|key| {
+            let time = FetchTime::from_raw_file_name(key.file_name())?;
+            let date = time.date();
+            let after = event.from.is_none_or(|from| date >= from);
+            let before = event.to.is_none_or(|to| date <= to);
+            (after && before).then_some((time, key))
+        })
+        .collect();
+    found.sort();
+    Ok(found
+        .into_iter()
+        .map(|(time, key)| TransformEvent {
+            file_path: store.location(&key),
+            fetch_time: time.key(),
+            currency: None,
+        })
+        .collect())
+}
+
 /// Why a stage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error(transparent)]
     Event(#[from] EventError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Published(#[from] PublishError),
+    #[error(transparent)]
+    Store(StoreError),
     #[error(transparent)]
     Transform(#[from] TransformError),
     #[error(transparent)]
@@ -176,10 +270,77 @@ pub enum StageError {
 impl StageError {
     /// Whether running the stage again later may succeed (for retry rules).
     pub fn is_transient(&self) -> bool {
-        match self {
+        self.kind() == FailureKind::Transient
+    }
+
+    /// What kind of failure this is, for retry rules and alarms.
+    pub fn kind(&self) -> FailureKind {
+        use crate::transform::TransformError as T;
+        let transient = match self {
             StageError::Event(_) => false,
+            StageError::Extract(e) => e.is_transient(),
+            StageError::Published(e) => e.is_transient(),
+            StageError::Store(e) => e.is_transient(),
             StageError::Transform(e) => e.is_transient(),
             StageError::Load(e) => e.is_transient(),
+        };
+        if transient {
+            return FailureKind::Transient;
+        }
+        match self {
+            StageError::Event(_) => FailureKind::BadEvent,
+            StageError::Extract(ExtractError::Config(_) | ExtractError::Unauthorized { .. }) => {
+                FailureKind::Config
+            }
+            StageError::Extract(ExtractError::UnexpectedBody { .. }) => FailureKind::BadData,
+            StageError::Published(_) => FailureKind::PluginFailed,
+            StageError::Transform(T::Pipeline(_) | T::Plugin(_)) => FailureKind::PluginFailed,
+            StageError::Transform(T::Ingest(_) | T::Empty) => FailureKind::BadData,
+            StageError::Load(
+                LoadError::Config(_)
+                | LoadError::SignIn { .. }
+                | LoadError::BadWarehouse(_)
+                | LoadError::NoDuckDb
+                | LoadError::BadTable(_),
+            ) => FailureKind::Config,
+            StageError::Load(
+                LoadError::Rejected { .. }
+                | LoadError::TypeConflict { .. }
+                | LoadError::Schema { .. }
+                | LoadError::NotACsv { .. },
+            ) => FailureKind::BadData,
+            _ => FailureKind::Failed,
+        }
+    }
+}
+
+/// Failure kinds as Step Functions sees them (`CryptoEtl.<Kind>` error names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Throttling, 5xx, timeouts: worth retrying.
+    Transient,
+    /// The event cannot be acted on.
+    BadEvent,
+    /// The snapshot or processed file is not usable.
+    BadData,
+    /// A plugin or the pipeline manifest failed its checks.
+    PluginFailed,
+    /// Settings or credentials are wrong.
+    Config,
+    /// Anything else; not retried.
+    Failed,
+}
+
+impl FailureKind {
+    /// The error name Step Functions matches in Retry and Catch rules.
+    pub fn error_name(self) -> &'static str {
+        match self {
+            FailureKind::Transient => "CryptoEtl.Transient",
+            FailureKind::BadEvent => "CryptoEtl.BadEvent",
+            FailureKind::BadData => "CryptoEtl.BadData",
+            FailureKind::PluginFailed => "CryptoEtl.PluginFailed",
+            FailureKind::Config => "CryptoEtl.Config",
+            FailureKind::Failed => "CryptoEtl.Failed",
         }
     }
 }

@@ -334,7 +334,7 @@ async fn an_unreachable_store_is_a_clear_error() {
     assert!(stderr.to_lowercase().contains("connect"), "{stderr}");
 }
 
-fn test_client(server: &S3Server) -> aws_sdk_s3::Client {
+pub(crate) fn test_client(server: &S3Server) -> aws_sdk_s3::Client {
     let credentials =
         aws_sdk_s3::config::Credentials::new(s3::ACCESS_KEY, s3::SECRET_KEY, None, None, "test");
     let config = aws_sdk_s3::config::Builder::new()

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use crypto_etl::extract::import;
 use crypto_etl::load::{DEFAULT_TABLE, LoadError, TableName, Warehouse};
-use crypto_etl::pipeline::Pipeline;
 use crypto_etl::snapshot::FetchTime;
 use crypto_etl::stages::{self, EventError, LoadEvent, StageError, TransformEvent};
 use crypto_etl::store::Store;
@@ -34,11 +33,12 @@ Examples:
 
 /// Where to load, shared by `run` and `load`.
 #[derive(Debug, Args)]
-struct WarehouseArgs {
-    /// The warehouse: duckdb:PATH.
+pub(super) struct WarehouseArgs {
+    /// The warehouse: duckdb:PATH, or snowflake (configured by SNOWFLAKE_* variables: ACCOUNT,
+    /// USER, PASSWORD or PRIVATE_KEY[_PATH], WAREHOUSE, DATABASE, SCHEMA, ROLE, STAGE, ENDPOINT).
     #[arg(
         long,
-        value_name = "duckdb:PATH",
+        value_name = "duckdb:PATH|snowflake",
         env = "CRYPTO_ETL_WAREHOUSE",
         default_value = "duckdb:data/crypto.duckdb"
     )]
@@ -50,7 +50,7 @@ struct WarehouseArgs {
 }
 
 impl WarehouseArgs {
-    fn open(&self) -> Result<Warehouse, Failure> {
+    pub(super) fn open(&self) -> Result<Warehouse, Failure> {
         let table =
             TableName::new(&self.table).map_err(|e| Failure::new(Code::BadInput, e.to_string()))?;
         Warehouse::parse(&self.warehouse, table)
@@ -74,7 +74,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "TIME", value_parser = FetchTime::parse)]
     fetch_time: Option<FetchTime>,
 
-    /// `default`, `seed-compat` or a pipeline manifest.
+    /// `default`, `seed-compat`, a pipeline manifest, or `stored` (the store's
+    /// plugins/pipeline.toml, as the Lambda runs it).
     #[arg(long, value_name = "NAME|FILE", default_value = "default")]
     pipeline: String,
 
@@ -110,25 +111,29 @@ pub struct LoadArgs {
     warehouse: WarehouseArgs,
 }
 
-fn stage_failure(error: StageError) -> Failure {
+pub(super) fn stage_failure(error: StageError) -> Failure {
     let code = match &error {
         StageError::Event(EventError::Location(_))
         | StageError::Event(EventError::Malformed(_)) => Code::BadInput,
         StageError::Transform(e) => return super::transform::failure(e),
-        StageError::Load(LoadError::Warehouse { .. } | LoadError::Staging(_)) => Code::Output,
+        StageError::Load(
+            LoadError::Warehouse { .. } | LoadError::Staging(_) | LoadError::Unreachable { .. },
+        ) => Code::Output,
         StageError::Load(_) => Code::BadInput,
+        StageError::Extract(_) => Code::Source,
+        StageError::Published(_) => Code::Pipeline,
+        StageError::Store(_) => Code::Output,
     };
     Failure::new(code, error.to_string()).hint("the raw snapshot and the processed files stay in the store; fix the cause and run the stage again")
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<(), Failure> {
-    let pipeline = Pipeline::resolve(&args.pipeline)
-        .map_err(|e| Failure::new(Code::Pipeline, e.to_string()))?;
     let warehouse = args.warehouse.open()?;
     let plugins = args.runtime.runtime()?;
     let tokio = super::tokio_runtime()?;
     let events = tokio.block_on(async {
         let store = args.store.open().await?;
+        let pipeline = super::resolve_pipeline(&args.pipeline, &store, &args.runtime).await?;
         let extracted = if args.source == "coingecko" {
             let fetch_time = args.fetch_time.unwrap_or_else(FetchTime::now);
             args.coingecko.extract(&store, fetch_time, quiet).await.map_err(|f| match f.code {

@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod manifest;
+pub mod published;
 
 use sha2::{Digest, Sha256};
 

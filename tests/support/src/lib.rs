@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 pub mod coingecko;
+pub mod lambda;
 pub mod s3;
+pub mod snowflake;
 
 /// Test plugin components, built by this crate's build script.
 pub mod plugins {

@@ -1,0 +1,134 @@
+//! Plugins shipped through the store: `plugin publish` checks a component against the stored
+//! chain and adds it, the next transform runs it with no rebuild, and bytes that do not match
+//! their sha256 are refused.
+
+use std::path::Path;
+
+use crypto_etl_test_support::s3::S3Server;
+use crypto_etl_test_support::{plugins, sample};
+
+use crate::common::{crypto_etl, read_csv, sha256_hex};
+
+const BUCKET: &str = "crypto-etl";
+
+fn run(env: &[(&'static str, String)], cache: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = crypto_etl()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CRYPTO_ETL_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_plugin_reaches_the_next_transform_and_tampered_bytes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("s3"), &[BUCKET]).await;
+    let env = s3.env();
+    let bucket = dir.path().join("s3").join(BUCKET);
+    let cache = dir.path().join("cache");
+    let store = format!("s3://{BUCKET}");
+    let manifest = bucket.join("plugins").join("pipeline.toml");
+    let duckdb = format!("duckdb:{}", dir.path().join("crypto.duckdb").display());
+    let sample = sample("coins-markets.json");
+    let sample = sample.to_str().unwrap();
+
+    // A plugin that fails on the reference snapshot is not published: nothing is uploaded.
+    let (code, _, stderr) = run(
+        &env,
+        &cache,
+        &["plugin", "publish", plugins::MISBEHAVE, "--store", &store, "--config", "do=panic"],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("nothing was published") && stderr.contains("panic"), "{stderr}");
+    assert!(!bucket.join("plugins").exists(), "nothing may be uploaded");
+
+    // Before any publish, the store runs the built-in default.
+    let (code, stdout, stderr) = run(&env, &cache, &["plugin", "list", "--store", &store]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("built-in default"), "{stdout}");
+
+    // Publish the example plugin: checked, uploaded by content, manifest replaced.
+    let (code, stdout, stderr) =
+        run(&env, &cache, &["plugin", "publish", plugins::PRICE_RANGE, "--store", &store]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("clean -> market-share -> price-range"), "{stdout}");
+    let sha = sha256_hex(&std::fs::read(plugins::PRICE_RANGE).unwrap());
+    let object = bucket.join("plugins").join(format!("{sha}.wasm"));
+    assert!(object.exists(), "the plugin is stored under its sha256");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains(&sha), "{text}");
+    let (code, stdout, _) = run(&env, &cache, &["plugin", "list", "--store", &store]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("price-range"), "{stdout}");
+
+    // The next run with the stored pipeline (what the Lambda runs) has the new column.
+    let (code, stdout, stderr) = run(
+        &env,
+        &dir.path().join("another-machine"),
+        &[
+            "run",
+            "--source",
+            sample,
+            "--store",
+            &store,
+            "--pipeline",
+            "stored",
+            "--warehouse",
+            &duckdb,
+            "--fetch-time",
+            "2026-11-27T10-00-00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("5 kept"), "{stdout}");
+    let csv = bucket.join("processed/dt=2026-11-27/processed_crypto_data_2026-11-27T10-00-00Z.csv");
+    let (headers, rows) = read_csv(&csv);
+    assert!(headers.contains(&"price_range_24h_percentage".to_owned()), "{headers:?}");
+    // Filled wherever the 24h high and low are known (one sample coin has neither).
+    for row in &rows {
+        let known = !row["high_24h"].is_empty() && !row["low_24h"].is_empty();
+        assert_eq!(!row["price_range_24h_percentage"].is_empty(), known, "{row:?}");
+    }
+
+    // Someone swaps the object in the bucket: a machine without a verified copy refuses it,
+    // and writes nothing.
+    crate::extract::test_client(&s3)
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("plugins/{sha}.wasm"))
+        .body(std::fs::read(plugins::NOT_A_PLUGIN).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let (code, _, stderr) = run(
+        &env,
+        &dir.path().join("fresh-machine"),
+        &[
+            "run",
+            "--source",
+            sample,
+            "--store",
+            &store,
+            "--pipeline",
+            "stored",
+            "--warehouse",
+            &duckdb,
+            "--fetch-time",
+            "2026-11-27T11-00-00Z",
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("sha256") && stderr.contains(&sha), "{stderr}");
+    assert!(
+        !bucket
+            .join("processed/dt=2026-11-27/processed_crypto_data_2026-11-27T11-00-00Z.csv")
+            .exists()
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text, "the manifest is untouched");
+}
