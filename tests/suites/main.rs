@@ -3,11 +3,18 @@
 // Helpers here are test code too: a panic is a failed test with a line number.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod author;
+mod backfill;
 mod bad_input;
 mod cache;
 mod common;
+mod deploy;
 mod extract;
+mod lambda;
 mod load;
+mod publish;
 mod real_payloads;
+mod report;
 mod sandbox;
 mod seed_compat;
+mod snowflake;

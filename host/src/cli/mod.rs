@@ -1,8 +1,12 @@
 //! Command-line interface: argument parsing, logging, and exit codes. Each command is a thin
 //! caller of the library's stage functions.
 
+mod backfill;
 mod extract;
 mod plugin;
+mod plugin_author;
+#[cfg(feature = "duckdb")]
+mod report;
 mod run;
 mod transform;
 
@@ -23,11 +27,14 @@ Exit codes:
   4  the pipeline failed (bad manifest, plugin refused or crashed); nothing was written
   5  the output or the store could not be written
   6  CoinGecko failed or refused (after retries); nothing was stored
+  7  a backfill finished, but some snapshots failed (listed in its summary)
 
 Environment:
   CRYPTO_ETL_LOG        log filter, e.g. `info` or `crypto_etl=debug` (default: warn)
   CRYPTO_ETL_CACHE_DIR  where compiled plugins are cached
   CRYPTO_ETL_STORE      the default --store (a folder or s3://bucket/prefix)
+  CRYPTO_ETL_WAREHOUSE  the default --warehouse (duckdb:PATH or snowflake)
+  SNOWFLAKE_*           Snowflake account, user, password or key pair, database, schema, stage
   COINGECKO_API_KEY, COINGECKO_API_PLAN, COINGECKO_BASE_URL   how to reach CoinGecko
   AWS_*                 S3 credentials, region and endpoint, as for any AWS tool";
 
@@ -57,6 +64,11 @@ enum Command {
     Transform(transform::TransformArgs),
     /// Load a processed CSV into the warehouse (given the transform's output event).
     Load(run::LoadArgs),
+    /// Reprocess stored raw snapshots with the current pipeline and load them again.
+    Backfill(backfill::BackfillArgs),
+    /// Write an HTML page about the loaded snapshots (totals, dominance, movers, trends).
+    #[cfg(feature = "duckdb")]
+    Report(report::ReportArgs),
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -100,6 +112,15 @@ impl RuntimeArgs {
         };
         Runtime::new(limits, cache_dir).map_err(|e| Failure::new(Code::Internal, e.to_string()))
     }
+
+    /// Where plugins read from a store's pipeline are kept, by sha256.
+    fn published_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("crypto-etl").join("plugins")))
+            .unwrap_or_else(|| std::env::temp_dir().join("crypto-etl"))
+            .join("published")
+    }
 }
 
 /// Where snapshots are kept, shared by every command that reads or writes them.
@@ -128,6 +149,23 @@ impl StoreArgs {
     }
 }
 
+/// The pipeline `--pipeline` names: a built-in, a manifest file, or `stored` (the store's
+/// plugins/pipeline.toml, as the Lambda runs it; the built-in default when there is none).
+async fn resolve_pipeline(
+    name: &str,
+    store: &Store,
+    runtime: &RuntimeArgs,
+) -> Result<crypto_etl::pipeline::Pipeline, Failure> {
+    use crypto_etl::pipeline::{Pipeline, published};
+    if name == "stored" {
+        return published::fetch(store, &runtime.published_dir())
+            .await
+            .map(|stored| stored.unwrap_or_else(Pipeline::default_pipeline))
+            .map_err(|e| Failure::new(Code::Pipeline, e.to_string()));
+    }
+    Pipeline::resolve(name).map_err(|e| Failure::new(Code::Pipeline, e.to_string()))
+}
+
 /// Parses `--currency`.
 fn currency(text: &str) -> Result<String, String> {
     if crypto_etl::names::is_valid_currency(text) {
@@ -151,6 +189,7 @@ pub enum Code {
     Pipeline = 4,
     Output = 5,
     Source = 6,
+    Partial = 7,
 }
 
 /// A failed command: exit code, what failed, and what to do about it.
@@ -194,6 +233,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Load(args) => run::load(args),
         Command::Transform(args) => transform::run(args, cli.quiet),
+        Command::Backfill(args) => backfill::run(args, cli.quiet),
+        #[cfg(feature = "duckdb")]
+        Command::Report(args) => report::run(args, cli.quiet),
         Command::Plugin(command) => plugin::run(command),
     }
 }

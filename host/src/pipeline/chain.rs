@@ -61,6 +61,8 @@ pub struct StageReport {
     pub rows_in: usize,
     pub rejected: usize,
     pub elapsed: Duration,
+    /// The plugin instance's memory at its peak, in bytes.
+    pub peak_memory: Option<usize>,
 }
 
 /// The result of a run: the transformed batch and the rows set aside.
@@ -174,6 +176,7 @@ impl Chain {
                 rows_in,
                 rejected: keep.iter().filter(|k| !**k).count(),
                 elapsed,
+                peak_memory: stage.plugin.peak_memory(),
             });
         }
         Ok(ChainRun { batch, source_rows, rejected, stages: reports })

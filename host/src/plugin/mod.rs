@@ -78,6 +78,11 @@ pub trait TransformPlugin: fmt::Debug {
     /// Hex SHA-256 of the plugin's bytes (its identity in manifests and load history).
     fn sha256(&self) -> &str;
 
+    /// The memory the last call used at its peak, in bytes, where the runtime can tell.
+    fn peak_memory(&self) -> Option<usize> {
+        None
+    }
+
     fn plan(&self, config: &Config, schema: &Schema) -> Result<Plan, PluginError>;
 
     /// Transforms `input`, which holds exactly the columns of the plan's reads.

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -163,6 +164,7 @@ impl Runtime {
                 description: String::new(),
             },
             sha256,
+            peak_memory: AtomicUsize::new(0),
         };
         let info = plugin
             .call(0, |store, instance| instance.crypto_etl_plugin_transformer().call_info(store))
@@ -198,6 +200,8 @@ pub struct WasmPlugin {
     limits: Limits,
     info: PluginInfo,
     sha256: String,
+    /// The most linear memory the last call's instance asked for, in bytes.
+    peak_memory: AtomicUsize,
 }
 
 impl std::fmt::Debug for WasmPlugin {
@@ -232,7 +236,7 @@ impl WasmPlugin {
         let state = PluginState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: self.limits.memory, hit: false },
+            limiter: MemoryLimiter { limit: self.limits.memory, hit: false, peak: 0 },
             plugin: self.info.name.clone(),
             log_lines: 0,
         };
@@ -244,6 +248,7 @@ impl WasmPlugin {
 
         let result = self.pre.instantiate(&mut store).and_then(|instance| f(&mut store, &instance));
         let state = store.data();
+        self.peak_memory.store(state.limiter.peak, Ordering::Relaxed);
         if state.log_lines > LOG_LINES {
             tracing::warn!(plugin = %state.plugin, "{} more log lines dropped", state.log_lines - LOG_LINES);
         }
@@ -284,6 +289,10 @@ impl TransformPlugin for WasmPlugin {
 
     fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    fn peak_memory(&self) -> Option<usize> {
+        Some(self.peak_memory.load(Ordering::Relaxed))
     }
 
     fn plan(&self, config: &Config, schema: &Schema) -> Result<Plan, PluginError> {
@@ -373,6 +382,8 @@ impl v0_1_0::crypto_etl::plugin::host::Host for PluginState {
 struct MemoryLimiter {
     limit: usize,
     hit: bool,
+    /// The largest size asked for so far.
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -382,6 +393,7 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.peak = self.peak.max(desired);
         if desired > self.limit {
             self.hit = true;
             return Err(wasmtime::Error::msg(format!(
