@@ -11,6 +11,10 @@ fn main() -> ExitCode {
     if crypto_etl::lambda::is_lambda() {
         return serve_lambda();
     }
+    if let Err(message) = apply_config_file() {
+        eprintln!("error: {message}");
+        return ExitCode::from(cli::Code::BadInput as u8);
+    }
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose, args.quiet);
     match cli::run(args) {
@@ -38,4 +42,18 @@ fn serve_lambda() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies the configuration file's settings as defaults for their environment variables (see
+/// `cli::config`): a variable already set wins, and flags win over both.
+fn apply_config_file() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(path) = cli::config::locate(&args) else { return Ok(()) };
+    for (variable, value) in cli::config::read(&path)? {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var(variable, value) };
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod backfill;
 mod bad_input;
 mod cache;
 mod common;
+mod config;
 mod deploy;
 mod extract;
 mod lambda;

@@ -2,6 +2,7 @@
 //! caller of the library's stage functions.
 
 mod backfill;
+pub mod config;
 mod extract;
 mod plugin;
 mod plugin_author;
@@ -33,17 +34,24 @@ Environment:
   CRYPTO_ETL_LOG        log filter, e.g. `info` or `crypto_etl=debug` (default: warn)
   CRYPTO_ETL_CACHE_DIR  where compiled plugins are cached
   CRYPTO_ETL_STORE      the default --store (a folder or s3://bucket/prefix)
-  CRYPTO_ETL_WAREHOUSE  the default --warehouse (duckdb:PATH or snowflake)
+  CRYPTO_ETL_WAREHOUSE  the default --warehouse (duckdb:PATH or snowflake); CRYPTO_ETL_TABLE the table
+  CRYPTO_ETL_S3_ENDPOINT, CRYPTO_ETL_S3_PATH_STYLE   S3-compatible servers and VPC endpoints
+  CRYPTO_ETL_CONFIG     the configuration file (default ./crypto-etl.toml when present)
   SNOWFLAKE_*           Snowflake account, user, password or key pair, database, schema, stage
   COINGECKO_API_KEY, COINGECKO_API_PLAN, COINGECKO_BASE_URL   how to reach CoinGecko
   AWS_*                 S3 credentials, region and endpoint, as for any AWS tool";
 
 /// CoinGecko market snapshots to a warehouse, transformed by sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
-#[command(name = "crypto-etl", version, after_long_help = EXIT_CODES)]
+#[command(name = "crypto-etl", version, after_long_help = long_help())]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// A configuration file [default: ./crypto-etl.toml when present]; its keys are listed in
+    /// `crypto-etl --help`.
+    #[arg(long, global = true, value_name = "FILE", env = "CRYPTO_ETL_CONFIG")]
+    pub config_file: Option<PathBuf>,
 
     /// More log output (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -72,6 +80,12 @@ enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+}
+
+/// Exit codes, environment variables and the configuration file's keys: the one place that
+/// documents every setting.
+fn long_help() -> String {
+    format!("{EXIT_CODES}\n\n{}", config::help())
 }
 
 /// Limits and caching of the plugin sandbox, shared by every command that runs plugins.
