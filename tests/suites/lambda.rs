@@ -155,10 +155,10 @@ async fn the_function_answers_the_original_events_through_the_runtime_protocol()
     assert_eq!(kind, "CryptoEtl.BadEvent");
 
     // Bad data is not retried either, and the raw object stays.
-    let corrupt = format!("raw/dt=2026-01-01/raw_crypto_data_2026-01-01T00-00-00Z.json");
+    let corrupt = "raw/dt=2026-01-01/raw_crypto_data_2026-01-01T00-00-00Z.json";
     std::fs::create_dir_all(dir.path().join("s3").join(BUCKET).join("raw/dt=2026-01-01")).unwrap();
     std::fs::write(
-        dir.path().join("s3").join(BUCKET).join(&corrupt),
+        dir.path().join("s3").join(BUCKET).join(corrupt),
         b"{\"status\": {\"error_code\": 429}}",
     )
     .unwrap();
@@ -168,7 +168,7 @@ async fn the_function_answers_the_original_events_through_the_runtime_protocol()
             .await,
     );
     assert_eq!(kind, "CryptoEtl.BadData");
-    assert!(dir.path().join("s3").join(BUCKET).join(&corrupt).exists());
+    assert!(dir.path().join("s3").join(BUCKET).join(corrupt).exists());
 
     // The backfill plan lists the stored raw snapshots (not their .meta.json or /global files).
     let plan = response(function.invoke(json!({"stage": "backfill_plan"})).await);

@@ -152,10 +152,8 @@ pub fn gather(path: &Path, table: &TableName) -> Result<ReportData, ReportError>
     };
     let top_coins = coins_where(&format!("{} DESC NULLS LAST", col("market_cap")), "", TOP)?;
     let change = col("price_change_percentage_24h");
-    let movers_up =
-        coins_where(&format!("{change} DESC"), &format!("AND {change} IS NOT NULL"), MOVERS)?;
-    let movers_down =
-        coins_where(&format!("{change} ASC"), &format!("AND {change} IS NOT NULL"), MOVERS)?;
+    let movers_up = coins_where(&format!("{change} DESC"), &format!("AND {change} > 0"), MOVERS)?;
+    let movers_down = coins_where(&format!("{change} ASC"), &format!("AND {change} < 0"), MOVERS)?;
 
     let shares = |column: &str| -> Result<Vec<Value>, ReportError> {
         if !columns.contains(column) {
