@@ -27,6 +27,20 @@ pub fn run(args: &[&str]) -> (Output, i32, String, String) {
     (output, code, stdout, stderr)
 }
 
+/// Runs the binary with extra environment variables; returns its exit code, stdout and stderr.
+pub fn run_with_env(env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
+    let output = crypto_etl()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(args)
+        .output()
+        .expect("run crypto-etl");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The rows of a CSV file as maps from column name to text.
 pub fn read_csv(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>) {
     let mut reader =

@@ -7,22 +7,15 @@ use std::path::Path;
 use crypto_etl_test_support::s3::S3Server;
 use crypto_etl_test_support::{plugins, sample};
 
-use crate::common::{crypto_etl, read_csv, sha256_hex};
+use crate::common::{read_csv, run_with_env, sha256_hex};
 
 const BUCKET: &str = "crypto-etl";
 
+/// Runs the binary as a machine whose plugin cache is `cache`.
 fn run(env: &[(&'static str, String)], cache: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = crypto_etl()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("CRYPTO_ETL_CACHE_DIR", cache)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut env = env.to_vec();
+    env.push(("CRYPTO_ETL_CACHE_DIR", cache.display().to_string()));
+    run_with_env(&env, args)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,6 +30,26 @@ async fn a_published_plugin_reaches_the_next_transform_and_tampered_bytes_are_re
     let duckdb = format!("duckdb:{}", dir.path().join("crypto.duckdb").display());
     let sample = sample("coins-markets.json");
     let sample = sample.to_str().unwrap();
+    // A transform with the store's pipeline, as the Lambda runs it, on a machine of its own.
+    let run_stored = |machine: &str, time: &str| {
+        run(
+            &env,
+            &dir.path().join(machine),
+            &[
+                "run",
+                "--source",
+                sample,
+                "--store",
+                &store,
+                "--pipeline",
+                "stored",
+                "--warehouse",
+                &duckdb,
+                "--fetch-time",
+                time,
+            ],
+        )
+    };
 
     // A plugin that fails on the reference snapshot is not published: nothing is uploaded.
     let (code, _, stderr) = run(
@@ -68,23 +81,7 @@ async fn a_published_plugin_reaches_the_next_transform_and_tampered_bytes_are_re
     assert!(stdout.contains("price-range"), "{stdout}");
 
     // The next run with the stored pipeline (what the Lambda runs) has the new column.
-    let (code, stdout, stderr) = run(
-        &env,
-        &dir.path().join("another-machine"),
-        &[
-            "run",
-            "--source",
-            sample,
-            "--store",
-            &store,
-            "--pipeline",
-            "stored",
-            "--warehouse",
-            &duckdb,
-            "--fetch-time",
-            "2026-11-27T10-00-00Z",
-        ],
-    );
+    let (code, stdout, stderr) = run_stored("another-machine", "2026-11-27T10-00-00Z");
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("5 kept"), "{stdout}");
     let csv = bucket.join("processed/dt=2026-11-27/processed_crypto_data_2026-11-27T10-00-00Z.csv");
@@ -106,23 +103,7 @@ async fn a_published_plugin_reaches_the_next_transform_and_tampered_bytes_are_re
         .send()
         .await
         .unwrap();
-    let (code, _, stderr) = run(
-        &env,
-        &dir.path().join("fresh-machine"),
-        &[
-            "run",
-            "--source",
-            sample,
-            "--store",
-            &store,
-            "--pipeline",
-            "stored",
-            "--warehouse",
-            &duckdb,
-            "--fetch-time",
-            "2026-11-27T11-00-00Z",
-        ],
-    );
+    let (code, _, stderr) = run_stored("fresh-machine", "2026-11-27T11-00-00Z");
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("sha256") && stderr.contains(&sha), "{stderr}");
     assert!(

@@ -9,7 +9,7 @@ use crypto_etl_test_support::snowflake::{ACCOUNT, FakeSnowflake, USER};
 use crypto_etl_test_support::{plugins, sample};
 use snowflake_connector_rs::{AuthConfig, Client, ClientConfig, EndpointConfig, Session};
 
-use crate::common::{crypto_etl, sha256_hex};
+use crate::common::{run_with_env, sha256_hex};
 
 const BUCKET: &str = "crypto-etl";
 const PASSWORD: &str = "correct horse battery staple";
@@ -34,16 +34,7 @@ struct Env {
 
 impl Env {
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = crypto_etl()
-            .envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        run_with_env(&self.vars, args)
     }
 
     fn run_snapshot(&self, time: &str, pipeline: &str) -> (i32, String, String) {
