@@ -27,7 +27,7 @@ use tokio::sync::OnceCell;
 
 use crate::extract::coingecko::{ApiKey, ApiPlan, ClientConfig, CoinGecko, RetryPolicy};
 use crate::extract::{ExtractEvent, ExtractRequest, extract};
-use crate::load::{DEFAULT_TABLE, SnowflakeSettings, TableName, Warehouse};
+use crate::load::{DEFAULT_TABLE, SNOWFLAKE, SnowflakeSettings, TableName, Warehouse};
 use crate::pipeline::Pipeline;
 use crate::pipeline::published;
 use crate::plugin::{Limits, Runtime};
@@ -246,7 +246,7 @@ impl App {
             coingecko,
             extract_request,
             default_stage: get("CRYPTO_ETL_STAGE"),
-            warehouse_spec: get("CRYPTO_ETL_WAREHOUSE").unwrap_or_else(|| "snowflake".into()),
+            warehouse_spec: get("CRYPTO_ETL_WAREHOUSE").unwrap_or_else(|| SNOWFLAKE.into()),
             table,
             warehouse: OnceCell::new(),
             pipeline: tokio::sync::Mutex::new(None),
@@ -335,7 +335,7 @@ impl App {
             .warehouse
             .get_or_try_init(|| async {
                 let table = self.table.clone();
-                let warehouse = if self.warehouse_spec == "snowflake" {
+                let warehouse = if self.warehouse_spec == SNOWFLAKE {
                     match snowflake_settings().await {
                         Ok(settings) => Warehouse::snowflake(settings, table),
                         Err(e) => Err(e),
@@ -385,10 +385,9 @@ impl App {
         {
             return Ok(pipeline.clone());
         }
-        let pipeline = published::fetch(&self.store, &self.plugin_dir)
+        let pipeline = published::materialize(&self.store, &self.plugin_dir, &text)
             .await
-            .map_err(|e| Failed::from(StageError::from(e)))?
-            .unwrap_or_else(Pipeline::default_pipeline);
+            .map_err(|e| Failed::from(StageError::from(e)))?;
         *cached = Some((text, pipeline.clone()));
         Ok(pipeline)
     }

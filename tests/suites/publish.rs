@@ -113,3 +113,42 @@ async fn a_published_plugin_reaches_the_next_transform_and_tampered_bytes_are_re
     );
     assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text, "the manifest is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_keeps_the_names_of_a_hand_written_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("s3"), &[BUCKET]).await;
+    let env = s3.env();
+    let store = format!("s3://{BUCKET}");
+    let client = crate::extract::test_client(&s3);
+    let wasm = std::fs::read(plugins::PRICE_RANGE).unwrap();
+    let manifest = format!(
+        "[[plugin]]\nbuiltin = \"clean\"\n[[plugin]]\nbuiltin = \"market-share\"\n\
+         [[plugin]]\npath = \"team/price-range.wasm\"\nsha256 = \"{}\"\n",
+        sha256_hex(&wasm)
+    );
+    for (key, body) in
+        [("plugins/team/price-range.wasm", wasm), ("plugins/pipeline.toml", manifest.into_bytes())]
+    {
+        client.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
+    }
+
+    // Another plugin published after it: the hand-written entry keeps its object's name.
+    let (code, stdout, stderr) = run(
+        &env,
+        &dir.path().join("cache"),
+        &["plugin", "publish", plugins::MISBEHAVE, "--store", &store],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("clean -> market-share -> price-range -> misbehave"), "{stdout}");
+    let text =
+        std::fs::read_to_string(dir.path().join("s3").join(BUCKET).join("plugins/pipeline.toml"))
+            .unwrap();
+    assert!(text.contains("path = \"team/price-range.wasm\""), "{text}");
+
+    // And a machine that has never seen it runs the whole stored chain.
+    let (code, stdout, stderr) =
+        run(&env, &dir.path().join("other-machine"), &["plugin", "list", "--store", &store]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("price-range") && stdout.contains("misbehave"), "{stdout}");
+}

@@ -56,36 +56,45 @@ impl PublishError {
 /// The stored pipeline, with its plugins copied to `cache` and verified; `None` when the store
 /// has no manifest (then the built-in default applies).
 pub async fn fetch(store: &Store, cache: &Path) -> Result<Option<Pipeline>, PublishError> {
-    let Some(bytes) = manifest(store).await? else { return Ok(None) };
+    match manifest(store).await? {
+        Some(bytes) => materialize(store, cache, &bytes).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The pipeline of the manifest `bytes` read from `store`, with its plugins copied into `cache`
+/// under the names they have in the store (`plugins/<name>` becomes `<cache>/<name>`). A copy
+/// whose sha256 matches the manifest is used as it is; the hash is checked again on load.
+pub async fn materialize(
+    store: &Store,
+    cache: &Path,
+    bytes: &[u8],
+) -> Result<Pipeline, PublishError> {
     let manifest_key = Key::new(MANIFEST_KEY).expect("a valid key");
-    let text = String::from_utf8(bytes).map_err(|_| ManifestError::Syntax {
+    let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::Syntax {
         path: store.location(&manifest_key).into(),
         message: "not UTF-8 text".into(),
     })?;
-    let local_manifest = cache.join("pipeline.toml");
-    let mut pipeline = Pipeline::parse(&text, &local_manifest)?;
+    // Parsed as if it lived in `cache`, so plugin paths land there, checked to stay below it.
+    let mut pipeline = Pipeline::parse(text, &cache.join("pipeline.toml"))?;
     pipeline.name = store.location(&manifest_key);
     std::fs::create_dir_all(cache)
         .map_err(|source| PublishError::Cache { dir: cache.to_owned(), source })?;
-    for step in &mut pipeline.steps {
-        let Source::File { path, sha256 } = &mut step.source else { continue };
-        let relative = stored_name(path, cache);
-        let key = Key::new(&format!("{PLUGINS_PREFIX}/{relative}")).map_err(StoreError::from)?;
-        // Cached by content: a file with the right hash is the right plugin.
-        let local = cache.join(format!("{sha256}.wasm"));
-        let cached =
-            std::fs::read(&local).ok().filter(|b| hex::encode(Sha256::digest(b)) == *sha256);
-        if cached.is_none() {
+    for step in &pipeline.steps {
+        let Source::File { path: local, sha256 } = &step.source else { continue };
+        let cached = std::fs::read(local).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == *sha256);
+        if !cached {
+            let key = Key::new(&format!("{PLUGINS_PREFIX}/{}", stored_name(local, cache)))
+                .map_err(StoreError::from)?;
             let bytes = store.get(&key).await?;
-            // The hash is checked again when the plugin is loaded; a mismatch is refused there.
             let temp = local.with_extension("partial");
-            std::fs::write(&temp, &bytes)
-                .and_then(|()| std::fs::rename(&temp, &local))
+            std::fs::create_dir_all(local.parent().unwrap_or(cache))
+                .and_then(|()| std::fs::write(&temp, &bytes))
+                .and_then(|()| std::fs::rename(&temp, local))
                 .map_err(|source| PublishError::Cache { dir: cache.to_owned(), source })?;
         }
-        *path = local;
     }
-    Ok(Some(pipeline))
+    Ok(pipeline)
 }
 
 /// The manifest's bytes, or `None` when the store has none. Looked up by listing its folder
