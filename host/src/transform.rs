@@ -14,7 +14,7 @@ use crate::ingest::{IngestError, ingest};
 use crate::output::{self, Staged, WriteError};
 use crate::pipeline::chain::row_values;
 use crate::pipeline::{Chain, Pipeline, PipelineError, RejectedRow, StageReport};
-use crate::plugin::{PluginError, Runtime, SnapshotContext};
+use crate::plugin::{Plan, PluginError, Runtime, SnapshotContext};
 use crate::processed::{self, ColumnSpec, PluginRef, ProcessedSchema};
 use crate::snapshot::{FetchTime, ProcessedKeys};
 use crate::store::{Key, Store, StoreError};
@@ -53,6 +53,8 @@ pub struct Transformed {
     pub columns: Vec<ColumnSpec>,
     pub rejected: Vec<RejectedRow>,
     pub stages: Vec<StageReport>,
+    /// What each plugin declared for this snapshot, in chain order.
+    pub plans: Vec<Plan>,
     pub rows_in: usize,
     pub warnings: Vec<String>,
 }
@@ -89,6 +91,7 @@ pub fn transform(
 
     let chain = Chain::plan(stages, &batch.schema())?;
     let columns = describe(&chain);
+    let plans = chain.plans().map(|(_, plan)| plan.clone()).collect();
     let run = chain.run(batch, source_rows, context)?;
     rejected.extend(run.rejected);
     rejected.sort_by_key(|r| r.source_row);
@@ -97,6 +100,7 @@ pub fn transform(
         columns,
         rejected,
         stages: run.stages,
+        plans,
         rows_in,
         warnings: ingested.warnings,
     })

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crypto_etl::batch::{Batch, Value};
-use crypto_etl::ingest::ingest;
 use crypto_etl::names::{is_valid_column_name, is_valid_plugin_name};
-use crypto_etl::pipeline::{Chain, Pipeline, Source, Step};
+use crypto_etl::pipeline::{Pipeline, Source, Step};
 use crypto_etl::plugin::{SnapshotContext, TransformPlugin};
 use crypto_etl::snapshot::FetchTime;
 
@@ -111,23 +110,9 @@ pub fn test(
     })?;
 
     // The chain as production would run it: the default plugins, then this one.
-    let local = std::env::temp_dir().join(format!("crypto-etl-plugin-test-{sha256}.wasm"));
-    std::fs::write(&local, &bytes)
-        .map_err(|e| Failure::new(Code::Output, format!("could not stage the plugin: {e}")))?;
     let mut pipeline = Pipeline::default_pipeline();
     pipeline.name = format!("default + {}", info.name);
-    pipeline.steps.push(Step { source: Source::File { path: local.clone(), sha256 }, config });
-
-    let schema =
-        ingest(&raw).map_err(|e| Failure::new(Code::BadInput, e.to_string()))?.batch.schema();
-    let stages =
-        pipeline.load(&runtime).map_err(|e| Failure::new(Code::Pipeline, e.to_string()))?;
-    let chain = Chain::plan(stages, &schema).map_err(|e| {
-        Failure::new(Code::Pipeline, format!("the plan was refused: {e}"))
-            .hint("the host checks every plan against the snapshot before data moves; fix plan() in src/lib.rs")
-    })?;
-    let (_, plan) = chain.plans().last().expect("the plugin's plan");
-    let plan = plan.clone();
+    pipeline.steps.push(Step { source: Source::File { path: wasm.to_owned(), sha256 }, config });
 
     let fetch_time =
         crypto_etl::transform::fetch_time_for(input, None).unwrap_or_else(FetchTime::now);
@@ -137,14 +122,14 @@ pub fn test(
         market_total_cap: None,
         market_total_volume: None,
     };
-    let result = crypto_etl::transform::transform(&runtime, raw, &pipeline, &context);
-    let _ = std::fs::remove_file(&local);
-    let transformed = result.map_err(|e| {
-        Failure::new(Code::Pipeline, e.to_string()).hint(
-            "this is what production would do too: the run would stop and nothing would be written",
-        )
-    })?;
+    let transformed = crypto_etl::transform::transform(&runtime, raw, &pipeline, &context)
+        .map_err(|e| {
+            Failure::new(Code::Pipeline, e.to_string()).hint(
+                "production would do the same: the run would stop and nothing would be written",
+            )
+        })?;
     let report = transformed.stages.last().expect("the plugin ran");
+    let plan = transformed.plans.last().expect("the plugin's plan");
 
     let mut out = String::new();
     let _ = writeln!(out, "plugin     {} {}  ({})", info.name, info.version, info.description);
