@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use crypto_etl::load::{DEFAULT_TABLE, TableName};
+use crypto_etl::load::Warehouse;
 use crypto_etl::report::{ReportError, gather, render};
 
+use super::run::WarehouseArgs;
 use super::{Code, Failure};
 
 const EXAMPLES: &str = "\
@@ -25,18 +26,9 @@ CRYPTO_DATA_LATEST view (see docs/warehouse.md).";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ReportArgs {
-    /// The warehouse to read: duckdb:PATH.
-    #[arg(
-        long,
-        value_name = "duckdb:PATH",
-        env = "CRYPTO_ETL_WAREHOUSE",
-        default_value = "duckdb:data/crypto.duckdb"
-    )]
-    warehouse: String,
-
-    /// The table snapshots are loaded into.
-    #[arg(long, env = "CRYPTO_ETL_TABLE", default_value = DEFAULT_TABLE)]
-    table: String,
+    /// The warehouse to read (a DuckDB one).
+    #[command(flatten)]
+    warehouse: WarehouseArgs,
 
     /// Where to write the page.
     #[arg(long, value_name = "FILE", default_value = "data/report.html")]
@@ -44,16 +36,16 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs, quiet: bool) -> Result<(), Failure> {
-    let table =
-        TableName::new(&args.table).map_err(|e| Failure::new(Code::BadInput, e.to_string()))?;
-    let Some(path) = args.warehouse.strip_prefix("duckdb:") else {
-        return Err(Failure::new(
-            Code::BadInput,
-            format!("the report reads a DuckDB warehouse, not {:?}", args.warehouse),
+    let not_duckdb = || {
+        Failure::new(Code::BadInput, "the report reads a DuckDB warehouse, not Snowflake").hint(
+            "for Snowflake, point a BI tool at CRYPTO_DATA and CRYPTO_DATA_LATEST (docs/warehouse.md)",
         )
-        .hint("for Snowflake, point a BI tool at CRYPTO_DATA and CRYPTO_DATA_LATEST (docs/warehouse.md)"));
     };
-    let data = gather(std::path::Path::new(path), &table).map_err(|e| match e {
+    if args.warehouse.is_snowflake() {
+        return Err(not_duckdb());
+    }
+    let Warehouse::DuckDb(duckdb) = args.warehouse.open()? else { return Err(not_duckdb()) };
+    let data = gather(duckdb.path(), duckdb.table()).map_err(|e| match e {
         ReportError::Query(_) => Failure::new(Code::Internal, e.to_string()),
         _ => Failure::new(Code::BadInput, e.to_string()),
     })?;

@@ -50,6 +50,11 @@ pub(super) struct WarehouseArgs {
 }
 
 impl WarehouseArgs {
+    /// Whether it names Snowflake (whose settings are read only when it is opened).
+    pub(super) fn is_snowflake(&self) -> bool {
+        self.warehouse == crypto_etl::load::SNOWFLAKE
+    }
+
     pub(super) fn open(&self) -> Result<Warehouse, Failure> {
         let table =
             TableName::new(&self.table).map_err(|e| Failure::new(Code::BadInput, e.to_string()))?;

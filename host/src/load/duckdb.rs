@@ -28,6 +28,10 @@ impl DuckDbWarehouse {
         &self.path
     }
 
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
     /// Loads the CSV at `csv` described by `schema`, replacing any earlier load of the same
     /// snapshot, in one transaction.
     pub fn load(

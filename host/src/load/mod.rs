@@ -92,6 +92,9 @@ impl TableName {
 /// The default table, as the original pipeline named it.
 pub const DEFAULT_TABLE: &str = "CRYPTO_DATA";
 
+/// How `--warehouse` and `CRYPTO_ETL_WAREHOUSE` name Snowflake.
+pub const SNOWFLAKE: &str = "snowflake";
+
 /// Where to load: `duckdb:PATH` or `snowflake`.
 #[derive(Debug, Clone)]
 pub enum Warehouse {
@@ -104,7 +107,7 @@ impl Warehouse {
     /// Parses `duckdb:PATH` (a bare path ending in `.duckdb` works too) or `snowflake` (whose
     /// settings come from `SNOWFLAKE_*` environment variables).
     pub fn parse(text: &str, table: TableName) -> Result<Self, LoadError> {
-        if text == "snowflake" {
+        if text == SNOWFLAKE {
             return Self::snowflake(SnowflakeSettings::from_env()?, table);
         }
         let path =

@@ -195,53 +195,62 @@ pub fn gather(path: &Path, table: &TableName) -> Result<ReportData, ReportError>
         .filter_map(|c| c["id"].as_str().map(str::to_owned))
         .take(FOLLOWED)
         .collect();
-    let mut history = Vec::new();
-    {
+    // Totals in different currencies do not share an axis: the latest snapshot's currency only.
+    let mut dominance_by_snapshot: std::collections::HashMap<String, Vec<Value>> =
+        std::collections::HashMap::new();
+    if columns.contains("dominance_percentage") && !followed.is_empty() {
+        let placeholders = vec!["?"; followed.len()].join(", ");
         let mut statement = connection.prepare(&format!(
-            "SELECT snapshot_id, count(*), sum({cap})::DOUBLE, sum({volume})::DOUBLE FROM {table_sql}
-             GROUP BY snapshot_id ORDER BY split_part(snapshot_id, ':', 2)",
-            cap = col("market_cap"),
-            volume = col("total_volume"),
+            "SELECT snapshot_id, {name}::VARCHAR, {share}::DOUBLE FROM {table_sql}
+             WHERE currency = ? AND {id} IN ({placeholders})",
+            name = col("name"),
+            share = quote("dominance_percentage"),
+            id = col("id"),
         ))?;
-        let snapshots: Vec<(String, i64, Option<f64>, Option<f64>)> = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
-            .collect::<Result<_, _>>()?;
-        for (snapshot, coins, cap, volume) in snapshots {
-            if !snapshot.starts_with(&format!("{currency}:")) {
-                continue; // totals in different currencies do not share an axis
-            }
-            let mut dominance = Vec::new();
-            if columns.contains("dominance_percentage") && !followed.is_empty() {
-                let placeholders = vec!["?"; followed.len()].join(", ");
-                let mut statement = connection.prepare(&format!(
-                    "SELECT {name}::VARCHAR, {share}::DOUBLE FROM {table_sql}
-                     WHERE snapshot_id = ? AND {id} IN ({placeholders})",
-                    name = col("name"),
-                    share = quote("dominance_percentage"),
-                    id = col("id"),
-                ))?;
-                let mut values: Vec<String> = vec![snapshot.clone()];
-                values.extend(followed.iter().cloned());
-                let rows: Vec<(Option<String>, Option<f64>)> = statement
-                    .query_map(params_from_iter(values.iter()), |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                dominance = rows
-                    .into_iter()
-                    .map(|(label, value)| json!({"label": label, "value": value}))
-                    .collect();
-            }
-            history.push(json!({
-                "snapshot_id": snapshot,
+        let values: Vec<&str> =
+            std::iter::once(currency.as_str()).chain(followed.iter().map(String::as_str)).collect();
+        let rows = statement.query_map(params_from_iter(values), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<f64>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (snapshot, label, value) = row?;
+            dominance_by_snapshot
+                .entry(snapshot)
+                .or_default()
+                .push(json!({"label": label, "value": value}));
+        }
+    }
+    let mut statement = connection.prepare(&format!(
+        "SELECT snapshot_id, count(*), sum({cap})::DOUBLE, sum({volume})::DOUBLE FROM {table_sql}
+         WHERE currency = ? GROUP BY snapshot_id ORDER BY split_part(snapshot_id, ':', 2)",
+        cap = col("market_cap"),
+        volume = col("total_volume"),
+    ))?;
+    let history = statement
+        .query_map([&currency], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<f64>>(2)?,
+                row.get::<_, Option<f64>>(3)?,
+            ))
+        })?
+        .map(|row| {
+            let (snapshot, coins, cap, volume) = row?;
+            Ok(json!({
                 "fetch_time": display_time(&snapshot),
                 "coins": coins,
                 "total_market_cap": cap,
                 "total_volume": volume,
-                "dominance": dominance,
-            }));
-        }
-    }
+                "dominance": dominance_by_snapshot.remove(&snapshot).unwrap_or_default(),
+                "snapshot_id": snapshot,
+            }))
+        })
+        .collect::<Result<Vec<Value>, duckdb::Error>>()?;
 
     Ok(ReportData {
         title: "Crypto market snapshot".into(),
