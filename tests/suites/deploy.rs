@@ -7,11 +7,10 @@
 use std::path::Path;
 
 use crypto_etl::lambda::App;
-use crypto_etl_test_support::coingecko::{base_url, fixture_response, markets_page};
+use crypto_etl_test_support::coingecko::{base_url, serve_snapshot};
 use crypto_etl_test_support::workspace;
 use serde_json::{Map, Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
 fn definition(name: &str) -> Value {
     let path = workspace().join("statemachine").join(name);
@@ -125,15 +124,7 @@ async fn the_state_machines_feed_each_stage_what_the_handler_reads() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let coingecko = MockServer::start().await;
-    markets_page(1)
-        .respond_with(fixture_response("markets-2023-05-13-250.json"))
-        .mount(&coingecko)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v3/global"))
-        .respond_with(fixture_response("global-2026-09-12.json"))
-        .mount(&coingecko)
-        .await;
+    serve_snapshot(&coingecko, "markets-2023-05-13-250.json", "global-2026-09-12.json").await;
     let settings = [
         ("CRYPTO_ETL_STORE", store.display().to_string()),
         ("CRYPTO_ETL_WAREHOUSE", format!("duckdb:{}", dir.path().join("crypto.duckdb").display())),

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crypto_etl::store::{Key, S3Store};
-use crypto_etl_test_support::coingecko::{base_url, fixture_response, markets_page};
+use crypto_etl_test_support::coingecko::{self, base_url, fixture_response, markets_page};
 use crypto_etl_test_support::coingecko_fixture;
 use crypto_etl_test_support::s3::{self, S3Server};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use wiremock::matchers::{header, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::matchers::{header, query_param};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::common::{crypto_etl, entries};
 
@@ -264,8 +264,7 @@ async fn global_totals_are_stored_beside_the_snapshot() {
         .respond_with(fixture_response("markets-2025-03-19-100.json"))
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v3/global"))
+    coingecko::global()
         .respond_with(fixture_response("global-2026-09-12.json"))
         .expect(1)
         .mount(&server)

@@ -4,12 +4,11 @@
 
 use std::process::Stdio;
 
-use crypto_etl_test_support::coingecko::{base_url, fixture_response, markets_page};
+use crypto_etl_test_support::coingecko::{base_url, serve_snapshot};
 use crypto_etl_test_support::lambda::{Outcome, RuntimeApi};
 use crypto_etl_test_support::s3::S3Server;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
 use crate::common::cache_dir;
 
@@ -65,15 +64,7 @@ async fn the_function_answers_the_original_events_through_the_runtime_protocol()
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(&dir.path().join("s3"), &[BUCKET]).await;
     let coingecko = MockServer::start().await;
-    markets_page(1)
-        .respond_with(fixture_response("markets-2024-12-19-250.json"))
-        .mount(&coingecko)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v3/global"))
-        .respond_with(fixture_response("global-2026-09-12.json"))
-        .mount(&coingecko)
-        .await;
+    serve_snapshot(&coingecko, "markets-2024-12-19-250.json", "global-2026-09-12.json").await;
     let mut env = s3.env();
     env.extend([
         ("CRYPTO_ETL_STORE", format!("s3://{BUCKET}")),

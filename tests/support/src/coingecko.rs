@@ -23,3 +23,14 @@ pub fn markets_page(page: u32) -> wiremock::MockBuilder {
         .and(path("/api/v3/coins/markets"))
         .and(query_param("page", page.to_string()))
 }
+
+/// A mock for `/global`.
+pub fn global() -> wiremock::MockBuilder {
+    Mock::given(method("GET")).and(path("/api/v3/global"))
+}
+
+/// Serves a one-page snapshot: `markets` as page 1 of `/coins/markets`, and `global` as `/global`.
+pub async fn serve_snapshot(server: &MockServer, markets: &str, global_fixture: &str) {
+    markets_page(1).respond_with(fixture_response(markets)).mount(server).await;
+    global().respond_with(fixture_response(global_fixture)).mount(server).await;
+}
