@@ -184,6 +184,54 @@ impl Builder {
         }
     }
 
+    /// Appends `other`'s values; `None` when the two hold different types.
+    fn append(&mut self, other: Builder) -> Option<()> {
+        match (&mut *self, other) {
+            (_, Builder::Untyped { nulls }) => {
+                for _ in 0..nulls {
+                    self.push_null();
+                }
+            }
+            (Builder::Untyped { nulls }, other) => {
+                let mut typed = match &other {
+                    Builder::Float64 { .. } => Builder::new(Some(Kind::Float64), *nulls),
+                    Builder::Int64 { .. } => Builder::new(Some(Kind::Int64), *nulls),
+                    Builder::Boolean { .. } => Builder::new(Some(Kind::Boolean), *nulls),
+                    Builder::Text { json: false, .. } => Builder::new(Some(Kind::Text), *nulls),
+                    Builder::Text { json: true, .. } => Builder::new(Some(Kind::Json), *nulls),
+                    Builder::Untyped { .. } => unreachable!("matched above"),
+                };
+                typed.append(other)?;
+                *self = typed;
+            }
+            (Builder::Float64 { values, valid }, Builder::Float64 { values: v, valid: ok }) => {
+                values.extend_from_slice(&v);
+                valid.extend_from_slice(&ok);
+            }
+            (Builder::Int64 { values, valid }, Builder::Int64 { values: v, valid: ok }) => {
+                values.extend_from_slice(&v);
+                valid.extend_from_slice(&ok);
+            }
+            (Builder::Boolean { values, valid }, Builder::Boolean { values: v, valid: ok }) => {
+                values.extend_from_slice(&v);
+                valid.extend_from_slice(&ok);
+            }
+            (
+                Builder::Text { data, offsets, valid, json },
+                Builder::Text { data: d, offsets: o, valid: ok, json: j },
+            ) if *json == j => {
+                // Past 4 GiB the body is parsed again in one pass, which refuses the column.
+                let base = u32::try_from(data.len()).ok()?;
+                base.checked_add(u32::try_from(d.len()).ok()?)?;
+                data.push_str(&d);
+                offsets.extend(o[1..].iter().map(|o| o + base));
+                valid.extend_from_slice(&ok);
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
     fn into_data(self, rows: usize, name: &str) -> Result<ColumnData, IngestError> {
         let all_valid =
             |valid: Vec<u8>| if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid };
@@ -236,6 +284,8 @@ struct State {
     issues: Vec<String>,
     rejected: Vec<IngestRejection>,
     skipped_fields: Vec<String>,
+    /// Inside a coin object: set when one starts, cleared when it is complete.
+    in_coin: bool,
 }
 
 impl State {
@@ -468,6 +518,7 @@ impl<'de> Visitor<'de> for Coin<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
         state.cursor = 0;
+        state.in_coin = true;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match state.column_for(&key) {
                 Some(column) if state.columns[column].values.len() > state.rows => {
@@ -481,6 +532,7 @@ impl<'de> Visitor<'de> for Coin<'_> {
             }
         }
         state.finish_row();
+        state.in_coin = false;
         Ok(())
     }
 }
@@ -507,33 +559,208 @@ impl<'de> Visitor<'de> for Coins<'_> {
     }
 }
 
+/// Bodies at least this large are parsed in parallel, one chunk of coins per thread.
+const PARALLEL_FROM: usize = 4 << 20;
+
 /// Parses a `/coins/markets` response body.
-pub fn ingest(bytes: &[u8]) -> Result<Ingested, IngestError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+///
+/// A large body is cut into chunks at boundaries between coins and the chunks are parsed on
+/// several threads, then joined. For that, the byte before each chunk (a comma) is briefly
+/// replaced with `[` so every chunk reads as an array; `bytes` is exactly as it was when this
+/// returns. The result is the same as one pass from start to end would give: where a cut turns
+/// out not to fall between two coins, or the chunks do not agree on a column's type, the body is
+/// parsed again in one pass, which also gives any error its exact line and column.
+pub fn ingest(bytes: &mut [u8]) -> Result<Ingested, IngestError> {
+    let parts = if bytes.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    } else {
+        1
+    };
+    ingest_in_parts(bytes, parts)
+}
+
+/// [`ingest`], cutting the body into at most `parts` chunks.
+fn ingest_in_parts(bytes: &mut [u8], parts: usize) -> Result<Ingested, IngestError> {
+    // Only what comes before the array is checked here; each chunk checks its own text.
+    let bom = if bytes.starts_with("\u{feff}".as_bytes()) { 3 } else { 0 };
+    let start = bom
+        + bytes[bom..].iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len() - bom);
+    if bytes.get(start) != Some(&b'[') {
+        let text = as_text(bytes)?;
+        return Err(describe_non_array(&text[start..]));
+    }
+    if parts > 1 {
+        let cuts = cut_points(&bytes[start..], parts);
+        if !cuts.is_empty() {
+            if let Some(state) = parse_chunks(bytes, start, &cuts) {
+                tracing::debug!(chunks = cuts.len() + 1, "parsed in parallel");
+                return finish(state);
+            }
+            tracing::debug!("parsing again in one pass: the chunks did not join exactly");
+        }
+    }
+    finish(parse_whole(as_text(bytes)?, start)?)
+}
+
+fn as_text(bytes: &[u8]) -> Result<&str, IngestError> {
+    std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
         IngestError::NotUtf8 {
             offset,
             line: 1 + bytes[..offset].iter().filter(|b| **b == b'\n').count(),
         }
-    })?;
-    let body = text.trim_start_matches('\u{feff}').trim_start();
-    if !body.starts_with('[') {
-        return Err(describe_non_array(body));
-    }
+    })
+}
+
+/// Parses `text[start..]`, one array of coins, in one pass.
+fn parse_whole(text: &str, start: usize) -> Result<State, IngestError> {
+    let body = &text[start..];
     let mut state = State::default();
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let parsed =
         deserializer.deserialize_seq(Coins { state: &mut state }).and_then(|()| deserializer.end());
     parsed.map_err(|e| {
         // Line numbers count from the start of the file, not of the trimmed body.
-        let skipped_lines = text[..text.len() - body.len()].matches('\n').count();
+        let skipped_lines = text[..start].matches('\n').count();
         IngestError::Malformed {
             line: e.line() + skipped_lines,
             column: e.column(),
             message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
         }
     })?;
+    Ok(state)
+}
 
+/// Where to cut `body` (an array) into about `parts` chunks: for each cut, the offsets of a `}`
+/// and of the `,` after it, when only whitespace lies between them and the next `{`. A cut may
+/// still fall inside a string; [`parse_chunks`] finds out.
+fn cut_points(body: &[u8], parts: usize) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::with_capacity(parts - 1);
+    let mut from = 1;
+    for part in 1..parts {
+        let target = (body.len() * part / parts).max(from);
+        let Some(cut) = next_boundary(body, target) else { break };
+        cuts.push(cut);
+        from = cut.1 + 1;
+    }
+    cuts
+}
+
+fn next_boundary(body: &[u8], from: usize) -> Option<(usize, usize)> {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    let mut at = from;
+    while at < body.len() {
+        let close = at + body[at..].iter().position(|b| *b == b'}')?;
+        let mut next = close + 1;
+        while body.get(next).is_some_and(is_space) {
+            next += 1;
+        }
+        if body.get(next) == Some(&b',') {
+            let comma = next;
+            next += 1;
+            while body.get(next).is_some_and(is_space) {
+                next += 1;
+            }
+            if body.get(next) == Some(&b'{') {
+                return Some((close, comma));
+            }
+        }
+        at = close + 1;
+    }
+    None
+}
+
+/// Parses the chunks between `cuts` on one thread each and joins them; `None` when the cuts do
+/// not all fall between coins or the chunks cannot be joined exactly.
+fn parse_chunks(bytes: &mut [u8], start: usize, cuts: &[(usize, usize)]) -> Option<State> {
+    for &(_, comma) in cuts {
+        bytes[start + comma] = b'[';
+    }
+    let states = {
+        let bytes: &[u8] = bytes;
+        let mut ranges = Vec::with_capacity(cuts.len() + 1);
+        let mut from = start;
+        for &(close, comma) in cuts {
+            ranges.push((from, start + close + 1, false));
+            from = start + comma;
+        }
+        ranges.push((from, bytes.len(), true));
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .map(|(from, to, last)| scope.spawn(move || parse_chunk(&bytes[from..to], last)))
+                .collect();
+            handles.into_iter().map(|h| h.join().ok().flatten()).collect::<Vec<_>>()
+        })
+    };
+    for &(_, comma) in cuts {
+        bytes[start + comma] = b',';
+    }
+    let mut states = states.into_iter();
+    let mut joined = states.next()??;
+    for state in states {
+        joined = join(joined, state?)?;
+    }
+    Some(joined)
+}
+
+/// One chunk: an array of coins, whose closing `]` only the last chunk has. `None` when it
+/// does not parse to whole coins.
+fn parse_chunk(chunk: &[u8], last: bool) -> Option<State> {
+    let mut state = State::default();
+    let mut deserializer = serde_json::Deserializer::from_str(std::str::from_utf8(chunk).ok()?);
+    match deserializer.deserialize_seq(Coins { state: &mut state }) {
+        Ok(()) if last => deserializer.end().ok().map(|()| state),
+        // A chunk that is not the last ends right after a coin, in the middle of the array.
+        Err(e) if !last && e.is_eof() && !state.in_coin && state.rows > 0 => Some(state),
+        _ => None,
+    }
+}
+
+/// `a` followed by `b`, as one pass over both would have built it; `None` when a column has
+/// different types in the two.
+fn join(mut a: State, b: State) -> Option<State> {
+    let (rows_a, rows_b) = (a.rows, b.rows);
+    let mut seen = vec![false; a.columns.len()];
+    for column in b.columns {
+        let at = match a.index.get(&column.name) {
+            Some(&at) => at,
+            None => {
+                let at = a.columns.len();
+                a.index.insert(column.name.clone(), at);
+                a.columns.push(ColumnBuilder {
+                    name: column.name.clone(),
+                    values: Builder::Untyped { nulls: rows_a },
+                    rounded: 0,
+                });
+                seen.push(false);
+                at
+            }
+        };
+        seen[at] = true;
+        let target = &mut a.columns[at];
+        target.rounded += column.rounded;
+        target.values.append(column.values)?;
+    }
+    for (column, seen) in a.columns.iter_mut().zip(seen) {
+        if !seen {
+            column.values.append(Builder::Untyped { nulls: rows_b })?;
+        }
+    }
+    a.rejected.extend(
+        b.rejected.into_iter().map(|r| IngestRejection { row: r.row + rows_a, reason: r.reason }),
+    );
+    for field in b.skipped_fields {
+        if !a.skipped_fields.contains(&field) {
+            a.skipped_fields.push(field);
+        }
+    }
+    a.rows += rows_b;
+    Some(a)
+}
+
+/// The batch, rejections and warnings of a finished parse.
+fn finish(state: State) -> Result<Ingested, IngestError> {
     let rows = state.rows;
     let mut warnings = Vec::new();
     if !state.skipped_fields.is_empty() {
@@ -599,6 +826,10 @@ mod tests {
     use super::*;
     use crate::batch::{ColumnType, Value};
 
+    fn parse(json: impl AsRef<[u8]>) -> Result<Ingested, IngestError> {
+        ingest(&mut json.as_ref().to_vec())
+    }
+
     fn value<'b>(batch: &'b Batch, column: &str, row: usize) -> Value<'b> {
         batch.column(column).unwrap_or_else(|| panic!("no column {column}")).data.value(row)
     }
@@ -611,7 +842,7 @@ mod tests {
           {"id": "dog", "name": "DOG•GO•TO•THE•MOON", "market_cap": 1.0e3, "current_price": 0.5,
            "max_supply": 21000000, "roi": null}
         ]"#;
-        let ingested = ingest(json.as_bytes()).unwrap();
+        let ingested = parse(json).unwrap();
         let batch = &ingested.batch;
         assert_eq!(batch.rows(), 2);
         assert!(ingested.rejected.is_empty(), "{:?}", ingested.rejected);
@@ -634,7 +865,7 @@ mod tests {
     fn wrong_types_reject_the_row_with_a_reason() {
         let json = r#"[{"id": "a", "current_price": "1.0"}, {"id": 7, "current_price": 1},
                        {"id": "c", "market_cap": 1.5}]"#;
-        let ingested = ingest(json.as_bytes()).unwrap();
+        let ingested = parse(json).unwrap();
         assert_eq!(ingested.batch.rows(), 3);
         let reasons: Vec<_> =
             ingested.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
@@ -652,7 +883,7 @@ mod tests {
     fn unknown_fields_are_typed_by_their_first_value() {
         let json = r#"[{"id": "a", "extra": null, "flag": true, "nested": [1, 2]},
                        {"id": "b", "extra": 1.5, "flag": false, "nested": {"k": "v"}}]"#;
-        let batch = ingest(json.as_bytes()).unwrap().batch;
+        let batch = parse(json).unwrap().batch;
         let schema = batch.schema();
         assert_eq!(schema.get("extra").unwrap().column_type, ColumnType::Float64);
         assert_eq!(schema.get("flag").unwrap().column_type, ColumnType::Boolean);
@@ -664,7 +895,7 @@ mod tests {
     #[test]
     fn big_integers_in_float_columns_are_reported() {
         let json = r#"[{"id": "baby-doge-coin", "circulating_supply": 159278394658793761}]"#;
-        let ingested = ingest(json.as_bytes()).unwrap();
+        let ingested = parse(json).unwrap();
         assert_eq!(ingested.warnings.len(), 1, "{:?}", ingested.warnings);
         assert!(ingested.warnings[0].contains("circulating_supply"));
     }
@@ -672,14 +903,14 @@ mod tests {
     #[test]
     fn hostile_field_names_are_skipped() {
         let json = r#"[{"id": "a", "x\"; DROP TABLE t; --": 1, "Upper": 2}]"#;
-        let ingested = ingest(json.as_bytes()).unwrap();
+        let ingested = parse(json).unwrap();
         assert_eq!(ingested.batch.schema().names().collect::<Vec<_>>(), vec!["id"]);
         assert!(ingested.warnings[0].contains("DROP TABLE"));
     }
 
     #[test]
     fn duplicate_fields_reject_the_row() {
-        let ingested = ingest(br#"[{"id": "a", "id": "b"}]"#).unwrap();
+        let ingested = parse(br#"[{"id": "a", "id": "b"}]"#).unwrap();
         assert_eq!(ingested.rejected[0].reason, "field `id` appears twice");
         assert_eq!(value(&ingested.batch, "id", 0), Value::Text("a"));
     }
@@ -688,26 +919,117 @@ mod tests {
     fn what_is_not_a_list_of_coins_is_a_clear_error() {
         let rate_limited =
             br#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#;
-        let err = ingest(rate_limited).unwrap_err().to_string();
+        let err = parse(rate_limited).unwrap_err().to_string();
         assert_eq!(
             err,
             "CoinGecko returned an error instead of coins: You've exceeded the Rate Limit. (error code 429)"
         );
-        let err = ingest(b"[{\"id\": \"a\",\n  \"x\": }]").unwrap_err().to_string();
+        let err = parse(b"[{\"id\": \"a\",\n  \"x\": }]").unwrap_err().to_string();
         assert!(err.starts_with("malformed JSON at line 2, column"), "{err}");
-        let err = ingest(b"[1]").unwrap_err().to_string();
+        let err = parse(b"[1]").unwrap_err().to_string();
         assert!(err.contains("expected element 0 of the array to be a coin object"), "{err}");
-        let err = ingest(b"\n\n\xff").unwrap_err().to_string();
+        let err = parse(b"\n\n\xff").unwrap_err().to_string();
         assert_eq!(err, "the input is not UTF-8 text: invalid byte at offset 2 (line 3)");
-        let err = ingest(b"{\"coins\": []}").unwrap_err().to_string();
+        let err = parse(b"{\"coins\": []}").unwrap_err().to_string();
         assert_eq!(err, "expected a JSON array of coins, found an object with keys coins");
-        assert!(ingest(b"").unwrap_err().to_string().contains("an empty file"));
+        assert!(parse(b"").unwrap_err().to_string().contains("an empty file"));
     }
 
     #[test]
     fn an_empty_array_is_an_empty_batch() {
-        let ingested = ingest(b"[]").unwrap();
+        let ingested = parse(b"[]").unwrap();
         assert_eq!(ingested.batch.rows(), 0);
         assert!(ingested.batch.columns().is_empty());
+    }
+
+    /// Chunked and one-pass parses of `json` give the same batch, rejections and warnings, and
+    /// the chunked parse leaves the bytes as they were.
+    fn assert_chunks_match_one_pass(json: &str, parts: usize) -> Ingested {
+        let mut bytes = json.as_bytes().to_vec();
+        let one = ingest_in_parts(&mut bytes.clone(), 1).unwrap();
+        let chunked = ingest_in_parts(&mut bytes, parts).unwrap();
+        assert_eq!(bytes, json.as_bytes(), "the input was not restored");
+        assert_eq!(chunked.batch, one.batch);
+        assert_eq!(chunked.rejected, one.rejected);
+        assert_eq!(chunked.warnings, one.warnings);
+        chunked
+    }
+
+    fn coin(i: usize) -> String {
+        let mut fields = vec![
+            format!(r#""id": "coin-{i}""#),
+            format!(r#""symbol": "c{i}""#),
+            format!(
+                r#""current_price": {}"#,
+                if i % 7 == 0 { "null".into() } else { format!("{i}.5") }
+            ),
+            format!(r#""market_cap": {}"#, i * 1000),
+        ];
+        // A field that is null in the first rows and typed only late, and one seen only late.
+        if i > 40 {
+            fields.push(format!(r#""late_number": {i}"#));
+        } else {
+            fields.push(r#""late_number": null"#.into());
+        }
+        if i > 70 {
+            fields.push(r#""only_at_the_end": true"#.into());
+        }
+        if i % 13 == 0 {
+            fields.push(r#""roi": {"times": 1.5, "currency": "usd"}"#.into());
+        }
+        if i % 17 == 0 {
+            fields.push(r#""market_cap": 1"#.into()); // appears twice: rejected
+        }
+        if i % 19 == 0 {
+            fields.push(r#""current_price": "12""#.into()); // wrong type: rejected
+        }
+        if i % 23 == 0 {
+            fields.push(r#""x y": 1"#.into()); // not a column name: skipped
+        }
+        format!("{{{}}}", fields.join(", "))
+    }
+
+    #[test]
+    fn chunks_parse_exactly_as_one_pass() {
+        let coins: Vec<String> = (0..100).map(coin).collect();
+        let minified = format!("[{}]", coins.join(","));
+        for parts in [2, 3, 8] {
+            let ingested = assert_chunks_match_one_pass(&minified, parts);
+            assert_eq!(ingested.batch.rows(), 100);
+            assert!(!ingested.rejected.is_empty());
+        }
+        let pretty = format!("\u{feff}\n[\n  {}\n]\n", coins.join(",\n  "));
+        assert_chunks_match_one_pass(&pretty, 4);
+    }
+
+    #[test]
+    fn a_cut_inside_a_string_falls_back_to_one_pass() {
+        // Every name looks like a boundary between coins.
+        let coins: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"id": "c{i}", "name": "x}}, {{\"id\": 1}}, {{\"y\": {i}}}"}}"#))
+            .collect();
+        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 3);
+        assert_eq!(ingested.batch.rows(), 50);
+        assert!(ingested.rejected.is_empty());
+    }
+
+    #[test]
+    fn chunks_that_disagree_on_a_type_fall_back_to_one_pass() {
+        let mut coins: Vec<String> =
+            (0..30).map(|i| format!(r#"{{"id": "a{i}", "extra": 1}}"#)).collect();
+        coins.extend((0..30).map(|i| format!(r#"{{"id": "b{i}", "extra": "text"}}"#)));
+        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 2);
+        assert_eq!(ingested.rejected.len(), 30);
+    }
+
+    #[test]
+    fn errors_are_the_same_when_chunked() {
+        let coins: Vec<String> = (0..60).map(coin).collect();
+        let broken = format!("[\n{}\n]", coins.join(",\n"))
+            .replace(r#""id": "coin-50""#, r#""id": coin-50"#);
+        let one = ingest_in_parts(&mut broken.clone().into_bytes(), 1).unwrap_err().to_string();
+        let chunked = ingest_in_parts(&mut broken.into_bytes(), 3).unwrap_err().to_string();
+        assert!(one.starts_with("malformed JSON at line 52, column 8"), "{one}");
+        assert_eq!(chunked, one);
     }
 }

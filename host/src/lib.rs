@@ -22,6 +22,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod processed;
+pub mod raw;
 #[cfg(feature = "duckdb")]
 pub mod report;
 pub mod snapshot;

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, Timelike};
@@ -77,16 +78,67 @@ impl Staged {
     }
 }
 
+/// Rows formatted by one thread at a time; bounds the memory the formatted text takes.
+const ROWS_PER_BLOCK: usize = 16_384;
+
 /// The batch as CSV with a header row: floats in shortest round-trip form, timestamps as
 /// `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as empty fields.
-pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
-    let mut csv =
-        csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+///
+/// Large batches are formatted on several threads, a block of rows each, and written in order.
+pub fn write_csv(batch: &Batch, mut out: impl Write) -> io::Result<()> {
+    let mut header = Vec::new();
+    let mut csv = csv_writer(&mut header);
     csv.write_record(batch.columns().iter().map(|c| c.name.as_bytes()))?;
+    drop(csv);
+    out.write_all(&header)?;
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let rows = batch.rows();
+    if threads == 1 || rows <= ROWS_PER_BLOCK {
+        let mut buffer = Vec::new();
+        format_rows(batch, 0..rows, &mut buffer)?;
+        return out.write_all(&buffer);
+    }
+    let mut buffers = vec![Vec::new(); threads];
+    let mut next = 0;
+    while next < rows {
+        let formatted = std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(threads);
+            for mut buffer in buffers.drain(..) {
+                let block = next..(next + ROWS_PER_BLOCK).min(rows);
+                next = block.end;
+                handles.push(scope.spawn(move || {
+                    buffer.clear();
+                    format_rows(batch, block, &mut buffer).map(|()| buffer)
+                }));
+            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Err(io::Error::other("a CSV thread panicked")))
+                })
+                .collect::<Vec<_>>()
+        });
+        for buffer in formatted {
+            let buffer = buffer?;
+            out.write_all(&buffer)?;
+            buffers.push(buffer);
+        }
+    }
+    Ok(())
+}
+
+fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out)
+}
+
+/// Appends rows `rows` of `batch` to `out` as CSV records.
+fn format_rows(batch: &Batch, rows: Range<usize>, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut csv = csv_writer(out);
     let mut floats = ryu::Buffer::new();
     let mut ints = itoa::Buffer::new();
     let mut time = Vec::with_capacity(19);
-    for row in 0..batch.rows() {
+    for row in rows {
         for column in batch.columns() {
             match column.data.value(row) {
                 Value::Null => csv.write_field(b"")?,
@@ -106,20 +158,30 @@ pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
     csv.flush()
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` of a UTC instant in microseconds since the epoch.
 fn format_timestamp(micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
     let t = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidData, format!("timestamp {micros} out of range"))
     })?;
-    write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    if !(0..=9999).contains(&t.year()) {
+        return write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+    }
+    // Hundreds of thousands of these in a large snapshot: fixed-width digits, without `fmt`.
+    let mut text = *b"0000-00-00T00:00:00";
+    let mut digits = |at: usize, width: usize, mut value: u32| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    digits(0, 4, t.year().unsigned_abs());
+    digits(5, 2, t.month());
+    digits(8, 2, t.day());
+    digits(11, 2, t.hour());
+    digits(14, 2, t.minute());
+    digits(17, 2, t.second());
+    out.extend_from_slice(&text);
+    Ok(())
 }
 
 /// One JSON object per rejected row: where it was in the raw snapshot, which stage rejected it,
@@ -179,6 +241,52 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "name,p,n,t\n\"a,b\"\"c\",1.186e-9,9223372036854775807,2021-11-10T14:24:11\n,2.0,,1970-01-01T00:00:00\n"
         );
+    }
+
+    #[test]
+    fn large_batches_are_written_in_row_order() {
+        let rows = ROWS_PER_BLOCK * 3 + 7;
+        let mut data = String::new();
+        let mut offsets = vec![0];
+        for row in 0..rows {
+            data.push_str(&format!("coin, \"{row}\""));
+            offsets.push(data.len() as u32);
+        }
+        let batch = Batch::new(
+            rows,
+            vec![
+                Column {
+                    name: "name".into(),
+                    data: ColumnData::Text { data, offsets, valid: vec![] },
+                },
+                Column {
+                    name: "t".into(),
+                    data: ColumnData::Timestamp {
+                        values: (0..rows as i64).map(|r| r * 1_000_000).collect(),
+                        valid: vec![],
+                    },
+                },
+            ],
+        );
+        let mut out = Vec::new();
+        write_csv(&batch, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), rows + 1);
+        assert_eq!(lines[0], "name,t");
+        assert_eq!(lines[1], r#""coin, ""0""",1970-01-01T00:00:00"#);
+        for (row, line) in lines[1..].iter().enumerate() {
+            let time = chrono::DateTime::from_timestamp(row as i64, 0).unwrap();
+            let expected = format!(r#""coin, ""{row}""",{}"#, time.format("%Y-%m-%dT%H:%M:%S"));
+            assert_eq!(*line, expected, "row {row}");
+        }
+    }
+
+    #[test]
+    fn timestamps_outside_four_digit_years_still_format() {
+        let mut out = Vec::new();
+        format_timestamp(-62_167_219_200_000_000 - 86_400_000_000, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "-0001-12-31T00:00:00");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::pipeline::chain::row_values;
 use crate::pipeline::{Chain, Pipeline, PipelineError, RejectedRow, StageReport};
 use crate::plugin::{Plan, PluginError, Runtime, SnapshotContext};
 use crate::processed::{self, ColumnSpec, PluginRef, ProcessedSchema};
+use crate::raw::RawBytes;
 use crate::snapshot::{FetchTime, ProcessedKeys};
 use crate::store::{Key, Store, StoreError};
 
@@ -62,13 +63,18 @@ pub struct Transformed {
 /// Runs ingest and the pipeline over a raw response, in memory.
 pub fn transform(
     runtime: &Runtime,
-    raw: Vec<u8>,
+    raw: impl Into<RawBytes>,
     pipeline: &Pipeline,
     context: &SnapshotContext,
 ) -> Result<Transformed, TransformError> {
+    let mut raw = raw.into();
+    let started = std::time::Instant::now();
     let stages = pipeline.load(runtime)?;
-    let ingested = ingest(&raw)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "plugins loaded");
+    let started = std::time::Instant::now();
+    let ingested = ingest(&mut raw)?;
     drop(raw);
+    tracing::debug!(elapsed = ?started.elapsed(), rows = ingested.batch.rows(), "ingested");
     let mut batch = ingested.batch;
     let rows_in = batch.rows();
     if rows_in == 0 {
@@ -92,7 +98,9 @@ pub fn transform(
     let chain = Chain::plan(stages, &batch.schema())?;
     let columns = describe(&chain);
     let plans = chain.plans().map(|(_, plan)| plan.clone()).collect();
+    let started = std::time::Instant::now();
     let run = chain.run(batch, source_rows, context)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "plugin chain ran");
     rejected.extend(run.rejected);
     rejected.sort_by_key(|r| r.source_row);
     Ok(Transformed {
@@ -277,8 +285,10 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// Transforms the raw file `input` into `output` and its quarantine file beside it.
 pub fn transform_file(runtime: &Runtime, request: &FileRequest) -> Result<Report, TransformError> {
-    let raw = std::fs::read(&request.input)
+    let started = std::time::Instant::now();
+    let raw = RawBytes::read(&request.input)
         .map_err(|source| TransformError::Read { path: request.input.clone(), source })?;
+    tracing::debug!(elapsed = ?started.elapsed(), bytes = raw.len(), "read the raw snapshot");
     let context = SnapshotContext {
         fetch_time: request.fetch_time.micros(),
         currency: request.currency.clone(),
@@ -286,6 +296,7 @@ pub fn transform_file(runtime: &Runtime, request: &FileRequest) -> Result<Report
         market_total_volume: None,
     };
     let done = transform(runtime, raw, &request.pipeline, &context)?;
+    let started = std::time::Instant::now();
     let quarantine = output::quarantine_path(&request.output);
     let schema = done.schema(&request.pipeline, &request.fetch_time, &request.currency);
     let mut staged = Staged::default();
@@ -295,6 +306,7 @@ pub fn transform_file(runtime: &Runtime, request: &FileRequest) -> Result<Report
     })?;
     staged.write(&request.output, |w| output::write_csv(&done.batch, w))?;
     staged.commit()?;
+    tracing::debug!(elapsed = ?started.elapsed(), "outputs written");
     Ok(Report {
         status: "success",
         input: request.input.clone(),
