@@ -184,7 +184,8 @@ impl Builder {
         }
     }
 
-    /// Appends `other`'s values; `None` when the two hold different types.
+    /// Appends `other`'s values; `None` when the two hold different types or the text would
+    /// pass 4 GiB.
     fn append(&mut self, other: Builder) -> Option<()> {
         match (&mut *self, other) {
             (_, Builder::Untyped { nulls }) => {
@@ -571,16 +572,46 @@ const PARALLEL_FROM: usize = 4 << 20;
 /// out not to fall between two coins, or the chunks do not agree on a column's type, the body is
 /// parsed again in one pass, which also gives any error its exact line and column.
 pub fn ingest(bytes: &mut [u8]) -> Result<Ingested, IngestError> {
+    parse(bytes)?.finish()
+}
+
+/// A parsed body, still in the chunks it was parsed in: [`Parsed::finish`] joins them. Splitting
+/// the two lets a caller free the raw bytes first, so they and the joined columns are never in
+/// memory together.
+#[derive(Debug)]
+pub struct Parsed {
+    chunks: Vec<State>,
+}
+
+impl Parsed {
+    /// The batch, rejections and warnings.
+    pub fn finish(self) -> Result<Ingested, IngestError> {
+        let mut chunks = self.chunks.into_iter();
+        let mut joined = chunks.next().unwrap_or_default();
+        for chunk in chunks {
+            joined = join(joined, chunk)?;
+        }
+        finish(joined)
+    }
+}
+
+/// The first half of [`ingest`]: everything that reads `bytes`.
+pub fn parse(bytes: &mut [u8]) -> Result<Parsed, IngestError> {
     let parts = if bytes.len() >= PARALLEL_FROM {
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
     } else {
         1
     };
-    ingest_in_parts(bytes, parts)
+    parse_in_parts(bytes, parts)
 }
 
 /// [`ingest`], cutting the body into at most `parts` chunks.
+#[cfg(test)]
 fn ingest_in_parts(bytes: &mut [u8], parts: usize) -> Result<Ingested, IngestError> {
+    parse_in_parts(bytes, parts)?.finish()
+}
+
+fn parse_in_parts(bytes: &mut [u8], parts: usize) -> Result<Parsed, IngestError> {
     // Only what comes before the array is checked here; each chunk checks its own text.
     let bom = if bytes.starts_with("\u{feff}".as_bytes()) { 3 } else { 0 };
     let start = bom
@@ -592,14 +623,14 @@ fn ingest_in_parts(bytes: &mut [u8], parts: usize) -> Result<Ingested, IngestErr
     if parts > 1 {
         let cuts = cut_points(&bytes[start..], parts);
         if !cuts.is_empty() {
-            if let Some(state) = parse_chunks(bytes, start, &cuts) {
-                tracing::debug!(chunks = cuts.len() + 1, "parsed in parallel");
-                return finish(state);
+            if let Some(chunks) = parse_chunks(bytes, start, &cuts) {
+                tracing::debug!(chunks = chunks.len(), "parsed in parallel");
+                return Ok(Parsed { chunks });
             }
-            tracing::debug!("parsing again in one pass: the chunks did not join exactly");
+            tracing::debug!("parsing again in one pass: the chunks would not join exactly");
         }
     }
-    finish(parse_whole(as_text(bytes)?, start)?)
+    Ok(Parsed { chunks: vec![parse_whole(as_text(bytes)?, start)?] })
 }
 
 fn as_text(bytes: &[u8]) -> Result<&str, IngestError> {
@@ -670,9 +701,9 @@ fn next_boundary(body: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// Parses the chunks between `cuts` on one thread each and joins them; `None` when the cuts do
-/// not all fall between coins or the chunks cannot be joined exactly.
-fn parse_chunks(bytes: &mut [u8], start: usize, cuts: &[(usize, usize)]) -> Option<State> {
+/// Parses the chunks between `cuts` on one thread each; `None` when the cuts do not all fall
+/// between coins or the chunks cannot be joined exactly.
+fn parse_chunks(bytes: &mut [u8], start: usize, cuts: &[(usize, usize)]) -> Option<Vec<State>> {
     for &(_, comma) in cuts {
         bytes[start + comma] = b'[';
     }
@@ -696,12 +727,30 @@ fn parse_chunks(bytes: &mut [u8], start: usize, cuts: &[(usize, usize)]) -> Opti
     for &(_, comma) in cuts {
         bytes[start + comma] = b',';
     }
-    let mut states = states.into_iter();
-    let mut joined = states.next()??;
-    for state in states {
-        joined = join(joined, state?)?;
+    let states: Vec<State> = states.into_iter().collect::<Option<_>>()?;
+    joinable(&states).then_some(states)
+}
+
+/// Whether every column has one type in all the chunks that type it, and fits 4 GiB of text.
+fn joinable(states: &[State]) -> bool {
+    let mut seen: HashMap<&str, (std::mem::Discriminant<Builder>, bool, usize)> = HashMap::new();
+    for column in states.iter().flat_map(|s| &s.columns) {
+        let (json, text) = match &column.values {
+            Builder::Untyped { .. } => continue,
+            Builder::Text { json, data, .. } => (*json, data.len()),
+            _ => (false, 0),
+        };
+        let kind = std::mem::discriminant(&column.values);
+        let entry = seen.entry(&column.name).or_insert((kind, json, 0));
+        if (entry.0, entry.1) != (kind, json) {
+            return false;
+        }
+        entry.2 += text;
+        if u32::try_from(entry.2).is_err() {
+            return false;
+        }
     }
-    Some(joined)
+    true
 }
 
 /// One chunk: an array of coins, whose closing `]` only the last chunk has. `None` when it
@@ -717,9 +766,9 @@ fn parse_chunk(chunk: &[u8], last: bool) -> Option<State> {
     }
 }
 
-/// `a` followed by `b`, as one pass over both would have built it; `None` when a column has
-/// different types in the two.
-fn join(mut a: State, b: State) -> Option<State> {
+/// `a` followed by `b`, as one pass over both would have built it. [`joinable`] has checked that
+/// they agree on every column's type and fit.
+fn join(mut a: State, b: State) -> Result<State, IngestError> {
     let (rows_a, rows_b) = (a.rows, b.rows);
     let mut seen = vec![false; a.columns.len()];
     for column in b.columns {
@@ -740,11 +789,19 @@ fn join(mut a: State, b: State) -> Option<State> {
         seen[at] = true;
         let target = &mut a.columns[at];
         target.rounded += column.rounded;
-        target.values.append(column.values)?;
+        let name = &target.name;
+        target
+            .values
+            .append(column.values)
+            .ok_or_else(|| IngestError::TooLarge { column: name.clone() })?;
     }
     for (column, seen) in a.columns.iter_mut().zip(seen) {
         if !seen {
-            column.values.append(Builder::Untyped { nulls: rows_b })?;
+            let nulls = Builder::Untyped { nulls: rows_b };
+            column
+                .values
+                .append(nulls)
+                .ok_or_else(|| IngestError::TooLarge { column: column.name.clone() })?;
         }
     }
     a.rejected.extend(
@@ -756,7 +813,7 @@ fn join(mut a: State, b: State) -> Option<State> {
         }
     }
     a.rows += rows_b;
-    Some(a)
+    Ok(a)
 }
 
 /// The batch, rejections and warnings of a finished parse.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::batch::{Batch, Schema};
-use crate::ingest::{IngestError, ingest};
+use crate::ingest::{self, IngestError};
 use crate::output::{self, Staged, WriteError};
 use crate::pipeline::chain::row_values;
 use crate::pipeline::{Chain, Pipeline, PipelineError, RejectedRow, StageReport};
@@ -72,8 +72,9 @@ pub fn transform(
     let stages = pipeline.load(runtime)?;
     tracing::debug!(elapsed = ?started.elapsed(), "plugins loaded");
     let started = std::time::Instant::now();
-    let ingested = ingest(&mut raw)?;
+    let parsed = ingest::parse(&mut raw)?;
     drop(raw);
+    let ingested = parsed.finish()?;
     tracing::debug!(elapsed = ?started.elapsed(), rows = ingested.batch.rows(), "ingested");
     let mut batch = ingested.batch;
     let rows_in = batch.rows();
