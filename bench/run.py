@@ -343,15 +343,43 @@ def snapshot_large(ctx):
 def plugins_vs_native(ctx):
     """Target: the plugin chain costs no more than 1.5x the same logic compiled natively.
 
-    Not measured yet. When it is (from `cargo bench` output or a crypto-etl subcommand), return
-    two rows here, e.g.
-        Row("plugin chain, 100k", "native", samples=[Sample(wall=...)], is_baseline=True),
-        Row("plugin chain, 100k", "wasm", samples=[...], baseline_wall=<native median>,
-            target="<= 1.5x native time")
-    (the speed-up column then reads e.g. 0.8x: the wasm chain takes 1.25x the native time).
+    `chain-bench` (bench/chain) ingests one snapshot, then runs the pipeline's chain over it in
+    one process, taking turns: the WebAssembly components crypto-etl ships, and the same plugin
+    crates compiled into it natively, behind the same Chain (plan, column hand-over, output
+    checks). It times `Chain::run` and each plugin call and checks both give the same output.
     """
-    ctx.notes.append("plugin chain (wasm) vs the same logic native: not measured yet (target: <= 1.5x)")
-    return []
+    if not ctx.args.chain_bench:
+        ctx.notes.append("plugin chain (wasm) vs native: skipped (no --chain-bench binary)")
+        return []
+    raw = Path(ctx.args.large or ctx.args.small[0]).resolve()
+    reps = ctx.args.reps_large * 3
+    ctx.progress(f"plugins-vs-native: chain-bench, {reps} runs each")
+    argv = [ctx.args.chain_bench, "--input", str(raw), "--reps", str(reps), "--cache-dir", str(ctx.cache)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RunFailed(f"exit {done.returncode}: {' '.join(argv)}\n{done.stderr[-2000:]}")
+    report = json.loads(done.stdout)
+    figures = report["figures"]
+    label = f"plugin chain, {report['rows']:,} coins (in-process)"
+    native = statistics.median(figures["native"]["chain"])
+    rows = [
+        Row(label, "native (same crates, compiled in)", samples=[Sample(wall=w) for w in figures["native"]["chain"]],
+            is_baseline=True, rows_out=report["rows_out"]),
+        Row(label, "wasm (the shipped components)", samples=[Sample(wall=w) for w in figures["wasm"]["chain"]],
+            baseline_wall=native, rows_out=report["rows_out"], target="<= 1.5x native time"),
+    ]  # fmt: skip
+    wasm = statistics.median(figures["wasm"]["chain"])
+    per_plugin = ", ".join(
+        f"{name} {statistics.median(times) * 1e3:.1f} ms wasm / "
+        f"{statistics.median(figures['native']['stages'][name]) * 1e3:.1f} ms native"
+        for name, times in figures["wasm"]["stages"].items()
+    )
+    same = "the same output" if report["same_output"] else "DIFFERENT outputs"
+    ctx.notes.append(
+        f"{label}: the wasm chain takes {wasm / native:.2f}x the native chain's time (target <= 1.5x); "
+        f"per plugin call (median): {per_plugin}; both gave {same}"
+    )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +438,7 @@ def main():
     parser.add_argument("--small", action="append", default=[], help="a real snapshot (repeatable)")
     parser.add_argument("--large", help="the generated large snapshot")
     parser.add_argument("--large-coins", type=int, help="how many coins it has (for the label)")
+    parser.add_argument("--chain-bench", help="the chain-bench binary (bench/chain), for plugins-vs-native")
     parser.add_argument("--work", required=True, help="scratch folder for outputs and the plugin cache")
     parser.add_argument("--reps-small", type=int, default=10, help="repetitions for small inputs (10)")
     parser.add_argument("--reps-large", type=int, default=3, help="repetitions for the large snapshot (3)")

@@ -51,6 +51,7 @@ pub(super) struct WarehouseArgs {
 
 impl WarehouseArgs {
     /// Whether it names Snowflake (whose settings are read only when it is opened).
+    #[cfg(feature = "duckdb")] // only `report` asks, and it exists only with DuckDB
     pub(super) fn is_snowflake(&self) -> bool {
         self.warehouse == crypto_etl::load::SNOWFLAKE
     }

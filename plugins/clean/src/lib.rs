@@ -25,7 +25,9 @@ const SIZE: [&str; 3] = ["current_price", "market_cap", "total_volume"];
 const DEFAULT_DROP: &str = "image,roi,sparkline_in_7d";
 const SEED_COMPAT_DROP: [&str; 2] = ["image", "roi"];
 
-struct Clean;
+/// Public so the benchmark can run the same logic compiled natively (`bench/chain`).
+#[derive(Debug)]
+pub struct Clean;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {

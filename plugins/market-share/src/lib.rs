@@ -8,7 +8,9 @@
 
 use crypto_etl_plugin_sdk::prelude::*;
 
-struct MarketShare;
+/// Public so the benchmark can run the same logic compiled natively (`bench/chain`).
+#[derive(Debug)]
+pub struct MarketShare;
 
 fn column_type(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
     match schema.type_of(name) {

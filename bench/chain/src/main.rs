@@ -1,0 +1,327 @@
+//! `chain-bench`: what the sandbox costs. Runs a pipeline's plugin chain over one snapshot two
+//! ways, in the same process, taking turns:
+//!
+//! - **wasm**: the WebAssembly components the host ships, through [`Runtime`], exactly as
+//!   `crypto-etl transform` runs them (a fresh instance per call, limits armed, compiled code
+//!   from the plugin cache);
+//! - **native**: the same plugin crates compiled into this binary and called through the SDK
+//!   types directly, behind the same [`Chain`], which plans, hands over columns and checks every
+//!   output the same way.
+//!
+//! Both sides copy the columns a plugin reads into the interface's types; only the wasm side
+//! also copies them into and out of the instance's memory. Prints the figures as JSON for
+//! `bench/run.py`. Usage:
+//!
+//! ```text
+//! chain-bench --input SNAPSHOT.json [--reps 5] [--pipeline default] [--cache-dir DIR]
+//! ```
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use crypto_etl::batch::{Batch, Column, ColumnData, ColumnType, Field, Schema};
+use crypto_etl::pipeline::{Chain, ChainRun, Pipeline, Source, Stage};
+use crypto_etl::plugin::{
+    Config, Failure, GuestErrorKind, Limits, Plan, PluginError, PluginInfo, PluginOutput,
+    Rejection, Runtime, SnapshotContext, TransformPlugin, WriteSpec,
+};
+use crypto_etl_plugin_sdk as sdk;
+use sdk::bindings::crypto_etl::plugin::types as wire;
+use serde_json::json;
+
+/// A plugin crate compiled into this binary, behind the host's plugin trait.
+struct Native<P> {
+    info: PluginInfo,
+    plugin: PhantomData<P>,
+}
+
+impl<P: sdk::Plugin> Native<P> {
+    fn boxed() -> Box<dyn TransformPlugin>
+    where
+        P: 'static,
+    {
+        let info = P::info();
+        Box::new(Self {
+            info: PluginInfo {
+                name: info.name,
+                version: info.version,
+                description: info.description,
+            },
+            plugin: PhantomData,
+        })
+    }
+
+    fn fail(&self, error: sdk::PluginError) -> PluginError {
+        let (kind, message) = match error {
+            sdk::PluginError::InvalidConfig(m) => (GuestErrorKind::InvalidConfig, m),
+            sdk::PluginError::InvalidInput(m) => (GuestErrorKind::InvalidInput, m),
+            sdk::PluginError::Internal(m) => (GuestErrorKind::Internal, m),
+        };
+        PluginError::new(&self.info, Failure::Guest { kind, message })
+    }
+}
+
+impl<P> std::fmt::Debug for Native<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Native").field("info", &self.info).finish()
+    }
+}
+
+impl<P: sdk::Plugin> TransformPlugin for Native<P> {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn sha256(&self) -> &str {
+        "native"
+    }
+
+    fn plan(&self, config: &Config, schema: &Schema) -> Result<Plan, PluginError> {
+        let schema = sdk::Schema::new(
+            schema
+                .fields
+                .iter()
+                .map(|f| wire::ColumnInfo { name: f.name.clone(), type_: to_wire(f.column_type) })
+                .collect(),
+        );
+        let plan = P::plan(&sdk::Config::new(config.clone()), &schema)
+            .map_err(|e| self.fail(e))?
+            .into_wire();
+        Ok(Plan {
+            reads: plan
+                .reads
+                .into_iter()
+                .map(|r| Field { name: r.name, column_type: from_wire(r.type_) })
+                .collect(),
+            writes: plan
+                .writes
+                .into_iter()
+                .map(|w| WriteSpec {
+                    name: w.name,
+                    column_type: from_wire(w.type_),
+                    description: w.description,
+                    replaces: w.replaces,
+                })
+                .collect(),
+            removes: plan.removes,
+            drops_rows: plan.drops_rows,
+        })
+    }
+
+    fn transform(
+        &self,
+        config: &Config,
+        input: &Batch,
+        context: &SnapshotContext,
+    ) -> Result<PluginOutput, PluginError> {
+        let batch = wire::Batch {
+            row_count: u32::try_from(input.rows()).unwrap_or(u32::MAX),
+            columns: input.columns().iter().map(column_to_wire).collect(),
+        };
+        let context = wire::SnapshotContext {
+            fetch_time: context.fetch_time,
+            currency: context.currency.clone(),
+            market_total_cap: context.market_total_cap,
+            market_total_volume: context.market_total_volume,
+        };
+        let input = sdk::Input::new(sdk::Config::new(config.clone()), batch, context);
+        let output = P::transform(&input).map_err(|e| self.fail(e))?.into_wire();
+        Ok(PluginOutput {
+            columns: output.columns.into_iter().map(column_from_wire).collect(),
+            rejected: output
+                .rejected
+                .into_iter()
+                .map(|r| Rejection { row: r.row as usize, reason: r.reason })
+                .collect(),
+        })
+    }
+}
+
+fn to_wire(ty: ColumnType) -> wire::ColumnType {
+    match ty {
+        ColumnType::Float64 => wire::ColumnType::Float64,
+        ColumnType::Int64 => wire::ColumnType::Int64,
+        ColumnType::Text => wire::ColumnType::Text,
+        ColumnType::Boolean => wire::ColumnType::Boolean,
+        ColumnType::Timestamp => wire::ColumnType::Timestamp,
+    }
+}
+
+fn from_wire(ty: wire::ColumnType) -> ColumnType {
+    match ty {
+        wire::ColumnType::Float64 => ColumnType::Float64,
+        wire::ColumnType::Int64 => ColumnType::Int64,
+        wire::ColumnType::Text => ColumnType::Text,
+        wire::ColumnType::Boolean => ColumnType::Boolean,
+        wire::ColumnType::Timestamp => ColumnType::Timestamp,
+    }
+}
+
+fn column_to_wire(column: &Column) -> wire::Column {
+    let data = match &column.data {
+        ColumnData::Float64 { values, valid } => wire::ColumnData::Float64(wire::Float64Column {
+            values: values.clone(),
+            valid: valid.clone(),
+        }),
+        ColumnData::Int64 { values, valid } => wire::ColumnData::Int64(wire::Int64Column {
+            values: values.clone(),
+            valid: valid.clone(),
+        }),
+        ColumnData::Timestamp { values, valid } => {
+            wire::ColumnData::Timestamp(wire::TimestampColumn {
+                values: values.clone(),
+                valid: valid.clone(),
+            })
+        }
+        ColumnData::Boolean { values, valid } => wire::ColumnData::Boolean(wire::BooleanColumn {
+            values: values.clone(),
+            valid: valid.clone(),
+        }),
+        ColumnData::Text { data, offsets, valid } => wire::ColumnData::Text(wire::TextColumn {
+            data: data.clone(),
+            offsets: offsets.clone(),
+            valid: valid.clone(),
+        }),
+    };
+    wire::Column { name: column.name.clone(), data }
+}
+
+fn column_from_wire(column: wire::Column) -> Column {
+    let data = match column.data {
+        wire::ColumnData::Float64(c) => ColumnData::Float64 { values: c.values, valid: c.valid },
+        wire::ColumnData::Int64(c) => ColumnData::Int64 { values: c.values, valid: c.valid },
+        wire::ColumnData::Timestamp(c) => {
+            ColumnData::Timestamp { values: c.values, valid: c.valid }
+        }
+        wire::ColumnData::Boolean(c) => ColumnData::Boolean { values: c.values, valid: c.valid },
+        wire::ColumnData::Text(c) => {
+            ColumnData::Text { data: c.data, offsets: c.offsets, valid: c.valid }
+        }
+    };
+    Column { name: column.name, data }
+}
+
+/// The native counterpart of each plugin the host ships.
+fn native_stages(pipeline: &Pipeline) -> anyhow::Result<Vec<Stage>> {
+    pipeline
+        .steps
+        .iter()
+        .map(|step| {
+            let plugin = match &step.source {
+                Source::Builtin("clean") => Native::<clean::Clean>::boxed(),
+                Source::Builtin("market-share") => Native::<market_share::MarketShare>::boxed(),
+                other => bail!("no native build of {other:?}; only the built-in plugins have one"),
+            };
+            Ok(Stage { plugin, config: step.config.clone() })
+        })
+        .collect()
+}
+
+struct Args {
+    input: PathBuf,
+    reps: usize,
+    pipeline: String,
+    cache_dir: Option<PathBuf>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args =
+        Args { input: PathBuf::new(), reps: 5, pipeline: "default".into(), cache_dir: None };
+    let mut given = std::env::args().skip(1);
+    while let Some(flag) = given.next() {
+        let mut value = || given.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--input" => args.input = value()?.into(),
+            "--reps" => args.reps = value()?.parse().context("--reps takes a whole number")?,
+            "--pipeline" => args.pipeline = value()?,
+            "--cache-dir" => args.cache_dir = Some(value()?.into()),
+            "-h" | "--help" => {
+                println!(
+                    "usage: chain-bench --input SNAPSHOT.json [--reps 5] [--pipeline default] [--cache-dir DIR]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if args.input.as_os_str().is_empty() {
+        bail!("--input SNAPSHOT.json is required (try --help)");
+    }
+    Ok(args)
+}
+
+/// One timed run of `chain` over a copy of `batch`: the chain's wall time and each stage's.
+fn run(chain: &Chain, batch: &Batch, context: &SnapshotContext) -> anyhow::Result<(f64, ChainRun)> {
+    let batch = batch.clone();
+    let rows = (0..batch.rows()).collect();
+    let started = Instant::now();
+    let run = chain.run(batch, rows, context)?;
+    Ok((started.elapsed().as_secs_f64(), run))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let mut raw = std::fs::read(&args.input)
+        .with_context(|| format!("could not read {}", args.input.display()))?;
+    let ingested = crypto_etl::ingest::ingest(&mut raw)?;
+    drop(raw);
+    let mut batch = ingested.batch;
+    let mut keep = vec![true; batch.rows()];
+    for rejection in &ingested.rejected {
+        keep[rejection.row] = false;
+    }
+    batch.filter(&keep);
+
+    let pipeline = Pipeline::resolve(&args.pipeline)?;
+    let runtime = Runtime::new(Limits::default(), args.cache_dir.clone())?;
+    let schema = batch.schema();
+    let chains = [
+        ("wasm", Chain::plan(pipeline.load(&runtime)?, &schema)?),
+        ("native", Chain::plan(native_stages(&pipeline)?, &schema)?),
+    ];
+    let context = SnapshotContext {
+        fetch_time: 1_795_773_600_000_000,
+        currency: "usd".into(),
+        market_total_cap: None,
+        market_total_volume: None,
+    };
+
+    // Warm-up, and the check that both give the same result.
+    let (_, wasm) = run(&chains[0].1, &batch, &context)?;
+    let (_, native) = run(&chains[1].1, &batch, &context)?;
+    let same_output = wasm.batch == native.batch && wasm.rejected == native.rejected;
+
+    let mut figures = serde_json::Map::new();
+    for (name, _) in &chains {
+        figures.insert((*name).into(), json!({"chain": [], "stages": {}}));
+    }
+    for _ in 0..args.reps {
+        for (name, chain) in &chains {
+            let (wall, done) = run(chain, &batch, &context)?;
+            let entry = &mut figures[*name];
+            entry["chain"].as_array_mut().map(|a| a.push(json!(wall)));
+            for stage in done.stages {
+                let stages = &mut entry["stages"];
+                if stages.get(&stage.plugin).is_none() {
+                    stages[&stage.plugin] = json!([]);
+                }
+                stages[&stage.plugin]
+                    .as_array_mut()
+                    .map(|a| a.push(json!(stage.elapsed.as_secs_f64())));
+            }
+        }
+    }
+    let report = json!({
+        "input": args.input,
+        "rows": batch.rows(),
+        "pipeline": pipeline.name,
+        "reps": args.reps,
+        "same_output": same_output,
+        "rows_out": wasm.batch.rows(),
+        "figures": figures,
+    });
+    println!("{report}");
+    Ok(())
+}
