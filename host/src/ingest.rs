@@ -1018,7 +1018,7 @@ mod tests {
             format!(r#""symbol": "c{i}""#),
             format!(
                 r#""current_price": {}"#,
-                if i % 7 == 0 { "null".into() } else { format!("{i}.5") }
+                if i.is_multiple_of(7) { "null".into() } else { format!("{i}.5") }
             ),
             format!(r#""market_cap": {}"#, i * 1000),
         ];
@@ -1031,16 +1031,16 @@ mod tests {
         if i > 70 {
             fields.push(r#""only_at_the_end": true"#.into());
         }
-        if i % 13 == 0 {
+        if i.is_multiple_of(13) {
             fields.push(r#""roi": {"times": 1.5, "currency": "usd"}"#.into());
         }
-        if i % 17 == 0 {
+        if i.is_multiple_of(17) {
             fields.push(r#""market_cap": 1"#.into()); // appears twice: rejected
         }
-        if i % 19 == 0 {
+        if i.is_multiple_of(19) {
             fields.push(r#""current_price": "12""#.into()); // wrong type: rejected
         }
-        if i % 23 == 0 {
+        if i.is_multiple_of(23) {
             fields.push(r#""x y": 1"#.into()); // not a column name: skipped
         }
         format!("{{{}}}", fields.join(", "))

@@ -99,33 +99,38 @@ pub fn write_csv(batch: &Batch, mut out: impl Write) -> io::Result<()> {
         format_rows(batch, 0..rows, &mut buffer)?;
         return out.write_all(&buffer);
     }
-    let mut buffers = vec![Vec::new(); threads];
-    let mut next = 0;
-    while next < rows {
-        let formatted = std::thread::scope(|scope| {
-            let mut handles = Vec::with_capacity(threads);
-            for mut buffer in buffers.drain(..) {
-                let block = next..(next + ROWS_PER_BLOCK).min(rows);
-                next = block.end;
-                handles.push(scope.spawn(move || {
-                    buffer.clear();
-                    format_rows(batch, block, &mut buffer).map(|()| buffer)
-                }));
-            }
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| Err(io::Error::other("a CSV thread panicked")))
-                })
-                .collect::<Vec<_>>()
-        });
-        for buffer in formatted {
-            let buffer = buffer?;
+    // Worker `w` formats blocks w, w + threads, ...; this thread writes them in order as they
+    // come, so formatting and writing overlap. A channel of one per worker bounds the memory.
+    let blocks: Vec<Range<usize>> =
+        (0..rows).step_by(ROWS_PER_BLOCK).map(|at| at..(at + ROWS_PER_BLOCK).min(rows)).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                let (send, receive) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+                let mine: Vec<Range<usize>> =
+                    blocks.iter().skip(worker).step_by(threads).cloned().collect();
+                scope.spawn(move || {
+                    for block in mine {
+                        let mut buffer = Vec::new();
+                        let formatted = format_rows(batch, block, &mut buffer).map(|()| buffer);
+                        let failed = formatted.is_err();
+                        // The writer gone (it failed) or this block failed: nothing more to do.
+                        if send.send(formatted).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                receive
+            })
+            .collect();
+        for block in 0..blocks.len() {
+            let buffer = workers[block % threads]
+                .recv()
+                .map_err(|_| io::Error::other("a CSV formatting thread stopped early"))??;
             out.write_all(&buffer)?;
-            buffers.push(buffer);
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {

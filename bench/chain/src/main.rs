@@ -16,6 +16,7 @@
 //! chain-bench --input SNAPSHOT.json [--reps 5] [--pipeline default] [--cache-dir DIR]
 //! ```
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -252,6 +253,10 @@ fn args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// Seconds, per side: the chain's, and each plugin call's by plugin.
+#[derive(Debug, Default)]
+struct Times(Vec<f64>, BTreeMap<String, Vec<f64>>);
+
 /// One timed run of `chain` over a copy of `batch`: the chain's wall time and each stage's.
 fn run(chain: &Chain, batch: &Batch, context: &SnapshotContext) -> anyhow::Result<(f64, ChainRun)> {
     let batch = batch.clone();
@@ -293,26 +298,23 @@ fn main() -> anyhow::Result<()> {
     let (_, native) = run(&chains[1].1, &batch, &context)?;
     let same_output = wasm.batch == native.batch && wasm.rejected == native.rejected;
 
-    let mut figures = serde_json::Map::new();
-    for (name, _) in &chains {
-        figures.insert((*name).into(), json!({"chain": [], "stages": {}}));
-    }
+    let mut figures: BTreeMap<&str, Times> = BTreeMap::new();
     for _ in 0..args.reps {
         for (name, chain) in &chains {
             let (wall, done) = run(chain, &batch, &context)?;
-            let entry = &mut figures[*name];
-            entry["chain"].as_array_mut().map(|a| a.push(json!(wall)));
+            let Times(walls, stages) = figures.entry(name).or_default();
+            walls.push(wall);
             for stage in done.stages {
-                let stages = &mut entry["stages"];
-                if stages.get(&stage.plugin).is_none() {
-                    stages[&stage.plugin] = json!([]);
-                }
-                stages[&stage.plugin]
-                    .as_array_mut()
-                    .map(|a| a.push(json!(stage.elapsed.as_secs_f64())));
+                stages.entry(stage.plugin).or_default().push(stage.elapsed.as_secs_f64());
             }
         }
     }
+    let figures: serde_json::Map<String, serde_json::Value> = figures
+        .into_iter()
+        .map(|(name, Times(walls, stages))| {
+            (name.into(), json!({"chain": walls, "stages": stages}))
+        })
+        .collect();
     let report = json!({
         "input": args.input,
         "rows": batch.rows(),
