@@ -60,11 +60,14 @@ impl Staged {
         std::fs::create_dir_all(dir).map_err(fail)?;
         let temp =
             tempfile::Builder::new().prefix(".crypto-etl-").tempfile_in(dir).map_err(fail)?;
+        let started = std::time::Instant::now();
         {
             let mut out = BufWriter::with_capacity(1 << 16, temp.as_file());
             write(&mut out).and_then(|()| out.flush()).map_err(fail)?;
         }
+        let written = started.elapsed();
         temp.as_file().sync_all().map_err(fail)?;
+        tracing::debug!(path = %path.display(), ?written, synced = ?started.elapsed() - written, "staged");
         self.files.push((temp, path.to_owned()));
         Ok(())
     }
