@@ -15,8 +15,11 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
 
 use crypto_etl_plugin_sdk::prelude::*;
+use crypto_etl_plugin_sdk::{Texts, Values};
+use rustc_hash::{FxBuildHasher, FxHasher};
 
 /// Text columns that hold RFC 3339 instants and become timestamps.
 const TIMESTAMP_COLUMNS: [&str; 3] = ["ath_date", "atl_date", "last_updated"];
@@ -244,12 +247,59 @@ fn drop_duplicate_ids(
     Ok(())
 }
 
-/// One cell, comparable across rows, for the whole-row duplicate check.
-#[derive(PartialEq, Eq, Hash)]
-enum Cell<'a> {
-    Bits(u64),
-    Int(i64),
-    Text(&'a str),
+/// One column, read for the null and whole-row duplicate checks.
+enum Cells<'a> {
+    /// Floats compare as pandas does: -0.0 equals 0.0.
+    Float(Values<'a, f64>),
+    /// Int64 and timestamps.
+    Int(Values<'a, i64>),
+    Boolean(Values<'a, u8>),
+    Text(Texts<'a>),
+}
+
+impl<'a> Cells<'a> {
+    fn of(input: &'a Input, name: &str) -> Result<Self, PluginError> {
+        Ok(if let Ok(v) = input.float64(name) {
+            Cells::Float(v)
+        } else if let Ok(v) = input.int64(name).or_else(|_| input.timestamp(name)) {
+            Cells::Int(v)
+        } else if let Ok(v) = input.boolean(name) {
+            Cells::Boolean(v)
+        } else {
+            Cells::Text(input.text(name)?)
+        })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Cells::Float(v) => v.get(row).is_none(),
+            Cells::Int(v) => v.get(row).is_none(),
+            Cells::Boolean(v) => v.get(row).is_none(),
+            Cells::Text(v) => v.get(row).is_none(),
+        }
+    }
+
+    fn float_key(x: f64) -> u64 {
+        if x == 0.0 { 0 } else { x.to_bits() }
+    }
+
+    fn hash(&self, row: usize, hasher: &mut FxHasher) {
+        match self {
+            Cells::Float(v) => Self::float_key(v.raw()[row]).hash(hasher),
+            Cells::Int(v) => v.raw()[row].hash(hasher),
+            Cells::Boolean(v) => v.raw()[row].hash(hasher),
+            Cells::Text(v) => v.get(row).unwrap_or("").hash(hasher),
+        }
+    }
+
+    fn same(&self, a: usize, b: usize) -> bool {
+        match self {
+            Cells::Float(v) => Self::float_key(v.raw()[a]) == Self::float_key(v.raw()[b]),
+            Cells::Int(v) => v.raw()[a] == v.raw()[b],
+            Cells::Boolean(v) => v.raw()[a] == v.raw()[b],
+            Cells::Text(v) => v.get(a) == v.get(b),
+        }
+    }
 }
 
 fn drop_nulls_and_duplicate_rows(
@@ -258,51 +308,38 @@ fn drop_nulls_and_duplicate_rows(
     reject: &mut impl FnMut(&mut Output, usize, String),
 ) -> Result<(), PluginError> {
     let names: Vec<&str> = input.column_names().collect();
+    let columns: Vec<Cells<'_>> =
+        names.iter().map(|name| Cells::of(input, name)).collect::<Result<_, _>>()?;
     let rows = input.rows();
-    let mut has_null: Vec<Vec<&str>> = vec![Vec::new(); rows];
-    for name in &names {
-        for (row, nulls) in has_null.iter_mut().enumerate() {
-            if input.is_null(name, row)? {
+    let mut nulls: Vec<Vec<&str>> = vec![Vec::new(); rows];
+    for (name, column) in names.iter().zip(&columns) {
+        for (row, nulls) in nulls.iter_mut().enumerate() {
+            if column.is_null(row) {
                 nulls.push(name);
             }
         }
     }
-    let mut cells: Vec<Vec<Cell<'_>>> =
-        (0..rows).map(|_| Vec::with_capacity(names.len())).collect();
-    for name in &names {
-        if let Ok(v) = input.float64(name) {
-            // Compare as pandas does: -0.0 equals 0.0.
-            let key = |x: f64| if x == 0.0 { 0 } else { x.to_bits() };
-            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Bits(key(v.raw()[r]))));
-        } else if let Ok(v) = input.int64(name).or_else(|_| input.timestamp(name)) {
-            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Int(v.raw()[r])));
-        } else if let Ok(v) = input.boolean(name) {
-            cells.iter_mut().enumerate().for_each(|(r, c)| c.push(Cell::Int(v.raw()[r].into())));
-        } else {
-            let v = input.text(name)?;
-            cells
-                .iter_mut()
-                .enumerate()
-                .for_each(|(r, c)| c.push(Cell::Text(v.get(r).unwrap_or(""))));
-        }
-    }
-    let mut first_seen: HashMap<&[Cell<'_>], usize> = HashMap::with_capacity(rows);
-    for (row, nulls) in has_null.iter().enumerate() {
+    // Rows are grouped by a hash of their values and compared in full within a group, so a
+    // hash collision never drops a row.
+    let mut seen: HashMap<u64, Vec<usize>, FxBuildHasher> =
+        HashMap::with_capacity_and_hasher(rows, FxBuildHasher);
+    for (row, nulls) in nulls.iter().enumerate() {
         if !nulls.is_empty() {
             let reason =
                 format!("seed-compat drops any row with a null; null in: {}", nulls.join(", "));
             reject(output, row, reason);
             continue;
         }
-        match first_seen.entry(cells[row].as_slice()) {
-            Entry::Vacant(slot) => {
-                slot.insert(row);
-            }
-            Entry::Occupied(first) => {
+        let mut hasher = FxHasher::default();
+        columns.iter().for_each(|c| c.hash(row, &mut hasher));
+        let group = seen.entry(hasher.finish()).or_default();
+        match group.iter().find(|&&first| columns.iter().all(|c| c.same(first, row))) {
+            Some(first) => {
                 let reason =
-                    format!("seed-compat drops duplicate rows; same values as row {}", first.get());
+                    format!("seed-compat drops duplicate rows; same values as row {first}");
                 reject(output, row, reason);
             }
+            None => group.push(row),
         }
     }
     Ok(())
@@ -312,7 +349,62 @@ export_plugin!(Clean);
 
 #[cfg(test)]
 mod tests {
-    use super::parse_timestamp;
+    use super::*;
+    use crypto_etl_plugin_sdk::bindings::crypto_etl::plugin::types as wire;
+
+    fn text(name: &str, values: &[Option<&str>]) -> wire::Column {
+        let mut data = String::new();
+        let mut offsets = vec![0];
+        for v in values {
+            data.push_str(v.unwrap_or(""));
+            offsets.push(data.len() as u32);
+        }
+        let valid = values.iter().map(|v| u8::from(v.is_some())).collect();
+        wire::Column {
+            name: name.into(),
+            data: wire::ColumnData::Text(wire::TextColumn { data, offsets, valid }),
+        }
+    }
+
+    fn float(name: &str, values: &[f64]) -> wire::Column {
+        wire::Column {
+            name: name.into(),
+            data: wire::ColumnData::Float64(wire::Float64Column {
+                values: values.to_vec(),
+                valid: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn seed_compat_drops_null_and_duplicate_rows_like_pandas() {
+        let batch = wire::Batch {
+            row_count: 5,
+            columns: vec![
+                text("id", &[Some("a"), Some("a"), Some("b"), Some("a"), Some("c")]),
+                text("name", &[Some("A"), Some("A"), Some("B"), Some("A2"), None]),
+                // -0.0 and 0.0 are the same value to pandas.
+                float("price", &[0.0, -0.0, 1.0, 0.0, 2.0]),
+            ],
+        };
+        let context = SnapshotContext {
+            fetch_time: 0,
+            currency: "usd".into(),
+            market_total_cap: None,
+            market_total_volume: None,
+        };
+        let config = Config::new(vec![("mode".into(), "seed-compat".into())]);
+        let output = Clean::transform(&Input::new(config, batch, context)).unwrap().into_wire();
+        let rejected: Vec<(u32, &str)> =
+            output.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
+        assert_eq!(
+            rejected,
+            vec![
+                (1, "seed-compat drops duplicate rows; same values as row 0"),
+                (4, "seed-compat drops any row with a null; null in: name"),
+            ]
+        );
+    }
 
     #[test]
     fn parses_coingecko_timestamps() {
