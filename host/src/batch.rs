@@ -269,6 +269,19 @@ impl Batch {
         self.columns.retain(|c| c.name != name);
     }
 
+    /// A copy of the rows whose `keep` entry is true.
+    pub fn filtered(&self, keep: &[bool]) -> Batch {
+        debug_assert_eq!(keep.len(), self.rows);
+        Batch {
+            rows: keep.iter().filter(|k| **k).count(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column { name: c.name.clone(), data: c.data.filter(keep) })
+                .collect(),
+        }
+    }
+
     /// Keeps the rows whose `keep` entry is true.
     pub fn filter(&mut self, keep: &[bool]) {
         debug_assert_eq!(keep.len(), self.rows);

@@ -195,13 +195,20 @@ fn format_timestamp(micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
 /// One JSON object per rejected row: where it was in the raw snapshot, which stage rejected it,
 /// why, and its values at that point.
 pub fn write_quarantine(rows: &[RejectedRow], mut out: impl Write) -> io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Record<'a> {
+        source_row: usize,
+        stage: &'a str,
+        reason: &'a str,
+        values: &'a crate::pipeline::chain::RowValues,
+    }
     for row in rows {
-        let record = serde_json::json!({
-            "source_row": row.source_row,
-            "stage": row.stage,
-            "reason": row.reason,
-            "values": row.values,
-        });
+        let record = Record {
+            source_row: row.source_row,
+            stage: &row.stage,
+            reason: &row.reason,
+            values: &row.values,
+        };
         serde_json::to_writer(&mut out, &record)?;
         out.write_all(b"\n")?;
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::batch::{Batch, Schema};
 use crate::ingest::{self, IngestError};
 use crate::output::{self, Staged, WriteError};
-use crate::pipeline::chain::row_values;
+use crate::pipeline::chain::RowValues;
 use crate::pipeline::{Chain, Pipeline, PipelineError, RejectedRow, StageReport};
 use crate::plugin::{Plan, PluginError, Runtime, SnapshotContext};
 use crate::processed::{self, ColumnSpec, PluginRef, ProcessedSchema};
@@ -83,16 +83,22 @@ pub fn transform(
     }
 
     let mut keep = vec![true; rows_in];
-    let mut rejected = Vec::with_capacity(ingested.rejected.len());
-    for rejection in ingested.rejected {
+    for rejection in &ingested.rejected {
         keep[rejection.row] = false;
-        rejected.push(RejectedRow {
+    }
+    let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
+    // One rejection per row, in row order, as ingest reports them.
+    let mut rejected: Vec<RejectedRow> = ingested
+        .rejected
+        .into_iter()
+        .zip(RowValues::of_rejected(&batch, &dropped))
+        .map(|(rejection, values)| RejectedRow {
             source_row: rejection.row,
             stage: "ingest".into(),
             reason: rejection.reason,
-            values: row_values(&batch, rejection.row),
-        });
-    }
+            values,
+        })
+        .collect();
     batch.filter(&keep);
     let source_rows: Vec<usize> = (0..rows_in).filter(|r| keep[*r]).collect();
 

@@ -174,7 +174,10 @@ pub fn test(
     let rejected: Vec<_> = transformed.rejected.iter().filter(|r| r.stage == stage_label).collect();
     let _ = writeln!(out, "rejected   {} rows", rejected.len());
     for row in rejected.iter().take(rows) {
-        let id = row.values.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+        let id = match row.values.get("id") {
+            Some(crypto_etl::batch::Value::Text(id)) => id,
+            _ => "?",
+        };
         let _ = writeln!(out, "  row {:>5} {:<24} {}", row.source_row, id, row.reason);
     }
     let _ = writeln!(out);

@@ -6,6 +6,7 @@
 //! it, and sets aside the rows it rejected with their reasons.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, ColumnData, Field, Schema, Value};
@@ -48,8 +49,62 @@ pub struct RejectedRow {
     /// `ingest`, or the plugin's `name@version`.
     pub stage: String,
     pub reason: String,
-    /// The row's values as JSON, column by column.
-    pub values: serde_json::Map<String, serde_json::Value>,
+    /// The row's values, column by column.
+    pub values: RowValues,
+}
+
+/// One row of the rows a stage rejected, kept as columns: tens of thousands of rejected rows
+/// (the original's rules drop half of a large snapshot) cost a copy of those rows, not a JSON
+/// object each.
+#[derive(Debug, Clone)]
+pub struct RowValues {
+    rows: Arc<Batch>,
+    row: usize,
+}
+
+impl RowValues {
+    /// Row `row` of `rows`.
+    pub fn new(rows: Arc<Batch>, row: usize) -> Self {
+        Self { rows, row }
+    }
+
+    /// Every row of `batch` whose `rejected` entry is true, in order.
+    pub fn of_rejected(batch: &Batch, rejected: &[bool]) -> Vec<RowValues> {
+        let rows = Arc::new(batch.filtered(rejected));
+        (0..rows.rows()).map(|row| RowValues::new(rows.clone(), row)).collect()
+    }
+
+    /// The value of column `name`, if the row had that column.
+    pub fn get(&self, name: &str) -> Option<Value<'_>> {
+        self.rows.column(name).map(|c| c.data.value(self.row))
+    }
+
+    /// Column names and values, in the batch's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
+        self.rows.columns().iter().map(|c| (c.name.as_str(), c.data.value(self.row)))
+    }
+
+    /// The row as a JSON object (timestamps as RFC 3339 text).
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.iter().map(|(name, value)| (name.to_owned(), json_value(value))).collect()
+    }
+}
+
+impl PartialEq for RowValues {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl serde::Serialize for RowValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.rows.columns().len()))?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, &json_value(value))?;
+        }
+        map.end()
+    }
 }
 
 /// What one plugin did in a run.
@@ -145,15 +200,18 @@ impl Chain {
             for rejection in output.rejected {
                 first_reason[rejection.row].get_or_insert(rejection.reason);
             }
+            let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
+            let mut values = RowValues::of_rejected(&batch, &dropped).into_iter();
+            // The rows with a reason are exactly the dropped ones, in the same order.
             for (row, reason) in first_reason.into_iter().enumerate() {
-                if let Some(reason) = reason {
-                    rejected.push(RejectedRow {
-                        source_row: source_rows[row],
-                        stage: stage_name.clone(),
-                        reason: clean_reason(&reason),
-                        values: row_values(&batch, row),
-                    });
-                }
+                let Some(reason) = reason else { continue };
+                let Some(values) = values.next() else { break };
+                rejected.push(RejectedRow {
+                    source_row: source_rows[row],
+                    stage: stage_name.clone(),
+                    reason: clean_reason(&reason),
+                    values,
+                });
             }
             for name in &plan.removes {
                 batch.remove(name);
@@ -371,27 +429,18 @@ fn clean_reason(reason: &str) -> String {
     if cleaned.trim().is_empty() { "(no reason given)".into() } else { cleaned }
 }
 
-/// The values of one row as a JSON object (timestamps as RFC 3339 text).
-pub fn row_values(batch: &Batch, row: usize) -> serde_json::Map<String, serde_json::Value> {
+/// A value as JSON (timestamps as RFC 3339 text; non-finite floats, which no column holds, as
+/// null).
+fn json_value(value: Value<'_>) -> serde_json::Value {
     use serde_json::Value as Json;
-    batch
-        .columns()
-        .iter()
-        .map(|column| {
-            let value = match column.data.value(row) {
-                Value::Null => Json::Null,
-                Value::Float64(v) => {
-                    serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number)
-                }
-                Value::Int64(v) => Json::from(v),
-                Value::Text(v) => Json::from(v),
-                Value::Boolean(v) => Json::from(v),
-                Value::Timestamp(v) => chrono::DateTime::from_timestamp_micros(v)
-                    .map_or(Json::Null, |t| {
-                        Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-                    }),
-            };
-            (column.name.clone(), value)
-        })
-        .collect()
+    match value {
+        Value::Null => Json::Null,
+        Value::Float64(v) => serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number),
+        Value::Int64(v) => Json::from(v),
+        Value::Text(v) => Json::from(v),
+        Value::Boolean(v) => Json::from(v),
+        Value::Timestamp(v) => chrono::DateTime::from_timestamp_micros(v).map_or(Json::Null, |t| {
+            Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }),
+    }
 }
