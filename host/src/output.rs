@@ -39,6 +39,20 @@ pub fn schema_path(output: &Path) -> PathBuf {
     beside(output, "schema.json")
 }
 
+/// A hidden temporary file in `dir`, to be renamed into place when complete. It gets the
+/// permissions any new file would (0666 less the umask), not the 0600 of a private temporary
+/// file, so a loader running as another user can read what is renamed into place.
+pub fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".crypto-etl-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
 /// Files being written under temporary names, made visible together by [`Staged::commit`].
 #[derive(Debug, Default)]
 pub struct Staged {
@@ -58,8 +72,7 @@ impl Staged {
             _ => Path::new("."),
         };
         std::fs::create_dir_all(dir).map_err(fail)?;
-        let temp =
-            tempfile::Builder::new().prefix(".crypto-etl-").tempfile_in(dir).map_err(fail)?;
+        let temp = temp_file_in(dir).map_err(fail)?;
         let started = std::time::Instant::now();
         {
             let mut out = BufWriter::with_capacity(1 << 16, temp.as_file());
@@ -313,6 +326,15 @@ mod tests {
         assert!(!path.exists());
         staged.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"x");
+        #[cfg(unix)]
+        {
+            // As readable by others as any file created there, not private to this user.
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), mode(&plain));
+        }
         assert_eq!(quarantine_path(&path), dir.path().join("out.rejected.jsonl"));
     }
 }
