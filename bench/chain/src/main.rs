@@ -22,11 +22,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use crypto_etl::batch::{Batch, Column, ColumnData, ColumnType, Field, Schema};
+use crypto_etl::batch::{Batch, Schema};
 use crypto_etl::pipeline::{Chain, ChainRun, Pipeline, Source, Stage};
 use crypto_etl::plugin::{
-    Config, Failure, GuestErrorKind, Limits, Plan, PluginError, PluginInfo, PluginOutput,
-    Rejection, Runtime, SnapshotContext, TransformPlugin, WriteSpec,
+    Config, Limits, Plan, PluginError, PluginInfo, PluginOutput, Runtime, SnapshotContext,
+    TransformPlugin,
 };
 use crypto_etl_plugin_sdk as sdk;
 use sdk::bindings::crypto_etl::plugin::types as wire;
@@ -43,24 +43,11 @@ impl<P: sdk::Plugin> Native<P> {
     where
         P: 'static,
     {
-        let info = P::info();
-        Box::new(Self {
-            info: PluginInfo {
-                name: info.name,
-                version: info.version,
-                description: info.description,
-            },
-            plugin: PhantomData,
-        })
+        Box::new(Self { info: info(P::info()), plugin: PhantomData })
     }
 
     fn fail(&self, error: sdk::PluginError) -> PluginError {
-        let (kind, message) = match error {
-            sdk::PluginError::InvalidConfig(m) => (GuestErrorKind::InvalidConfig, m),
-            sdk::PluginError::InvalidInput(m) => (GuestErrorKind::InvalidInput, m),
-            sdk::PluginError::Internal(m) => (GuestErrorKind::Internal, m),
-        };
-        PluginError::new(&self.info, Failure::Guest { kind, message })
+        PluginError::new(&self.info, guest_error(error))
     }
 }
 
@@ -69,6 +56,9 @@ impl<P> std::fmt::Debug for Native<P> {
         f.debug_struct("Native").field("info", &self.info).finish()
     }
 }
+
+// The same conversions the host uses for the components, for the SDK's types.
+crypto_etl::wire_conversions!(wire);
 
 impl<P: sdk::Plugin> TransformPlugin for Native<P> {
     fn info(&self) -> &PluginInfo {
@@ -80,35 +70,11 @@ impl<P: sdk::Plugin> TransformPlugin for Native<P> {
     }
 
     fn plan(&self, config: &Config, schema: &Schema) -> Result<Plan, PluginError> {
-        let schema = sdk::Schema::new(
-            schema
-                .fields
-                .iter()
-                .map(|f| wire::ColumnInfo { name: f.name.clone(), type_: to_wire(f.column_type) })
-                .collect(),
-        );
+        let schema = sdk::Schema::new(self::schema(schema));
         let plan = P::plan(&sdk::Config::new(config.clone()), &schema)
             .map_err(|e| self.fail(e))?
             .into_wire();
-        Ok(Plan {
-            reads: plan
-                .reads
-                .into_iter()
-                .map(|r| Field { name: r.name, column_type: from_wire(r.type_) })
-                .collect(),
-            writes: plan
-                .writes
-                .into_iter()
-                .map(|w| WriteSpec {
-                    name: w.name,
-                    column_type: from_wire(w.type_),
-                    description: w.description,
-                    replaces: w.replaces,
-                })
-                .collect(),
-            removes: plan.removes,
-            drops_rows: plan.drops_rows,
-        })
+        Ok(self::plan(plan))
     }
 
     fn transform(
@@ -117,91 +83,11 @@ impl<P: sdk::Plugin> TransformPlugin for Native<P> {
         input: &Batch,
         context: &SnapshotContext,
     ) -> Result<PluginOutput, PluginError> {
-        let batch = wire::Batch {
-            row_count: u32::try_from(input.rows()).unwrap_or(u32::MAX),
-            columns: input.columns().iter().map(column_to_wire).collect(),
-        };
-        let context = wire::SnapshotContext {
-            fetch_time: context.fetch_time,
-            currency: context.currency.clone(),
-            market_total_cap: context.market_total_cap,
-            market_total_volume: context.market_total_volume,
-        };
-        let input = sdk::Input::new(sdk::Config::new(config.clone()), batch, context);
+        let config = sdk::Config::new(config.clone());
+        let input = sdk::Input::new(config, batch(input), self::context(context));
         let output = P::transform(&input).map_err(|e| self.fail(e))?.into_wire();
-        Ok(PluginOutput {
-            columns: output.columns.into_iter().map(column_from_wire).collect(),
-            rejected: output
-                .rejected
-                .into_iter()
-                .map(|r| Rejection { row: r.row as usize, reason: r.reason })
-                .collect(),
-        })
+        Ok(self::output(output))
     }
-}
-
-fn to_wire(ty: ColumnType) -> wire::ColumnType {
-    match ty {
-        ColumnType::Float64 => wire::ColumnType::Float64,
-        ColumnType::Int64 => wire::ColumnType::Int64,
-        ColumnType::Text => wire::ColumnType::Text,
-        ColumnType::Boolean => wire::ColumnType::Boolean,
-        ColumnType::Timestamp => wire::ColumnType::Timestamp,
-    }
-}
-
-fn from_wire(ty: wire::ColumnType) -> ColumnType {
-    match ty {
-        wire::ColumnType::Float64 => ColumnType::Float64,
-        wire::ColumnType::Int64 => ColumnType::Int64,
-        wire::ColumnType::Text => ColumnType::Text,
-        wire::ColumnType::Boolean => ColumnType::Boolean,
-        wire::ColumnType::Timestamp => ColumnType::Timestamp,
-    }
-}
-
-fn column_to_wire(column: &Column) -> wire::Column {
-    let data = match &column.data {
-        ColumnData::Float64 { values, valid } => wire::ColumnData::Float64(wire::Float64Column {
-            values: values.clone(),
-            valid: valid.clone(),
-        }),
-        ColumnData::Int64 { values, valid } => wire::ColumnData::Int64(wire::Int64Column {
-            values: values.clone(),
-            valid: valid.clone(),
-        }),
-        ColumnData::Timestamp { values, valid } => {
-            wire::ColumnData::Timestamp(wire::TimestampColumn {
-                values: values.clone(),
-                valid: valid.clone(),
-            })
-        }
-        ColumnData::Boolean { values, valid } => wire::ColumnData::Boolean(wire::BooleanColumn {
-            values: values.clone(),
-            valid: valid.clone(),
-        }),
-        ColumnData::Text { data, offsets, valid } => wire::ColumnData::Text(wire::TextColumn {
-            data: data.clone(),
-            offsets: offsets.clone(),
-            valid: valid.clone(),
-        }),
-    };
-    wire::Column { name: column.name.clone(), data }
-}
-
-fn column_from_wire(column: wire::Column) -> Column {
-    let data = match column.data {
-        wire::ColumnData::Float64(c) => ColumnData::Float64 { values: c.values, valid: c.valid },
-        wire::ColumnData::Int64(c) => ColumnData::Int64 { values: c.values, valid: c.valid },
-        wire::ColumnData::Timestamp(c) => {
-            ColumnData::Timestamp { values: c.values, valid: c.valid }
-        }
-        wire::ColumnData::Boolean(c) => ColumnData::Boolean { values: c.values, valid: c.valid },
-        wire::ColumnData::Text(c) => {
-            ColumnData::Text { data: c.data, offsets: c.offsets, valid: c.valid }
-        }
-    };
-    Column { name: column.name, data }
 }
 
 /// The native counterpart of each plugin the host ships.

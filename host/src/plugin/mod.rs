@@ -7,6 +7,7 @@ pub mod builtin;
 mod cache;
 pub mod runtime;
 mod v0_1_0;
+mod wire;
 
 use std::fmt;
 use std::time::Duration;
