@@ -229,7 +229,8 @@ class Context:
             print(f"\r\033[K  {text}", end="", file=sys.stderr, flush=True)
 
     def pandas(self, raw, out):
-        return [self.python, str(ROOT / "bench" / "pandas_transform.py"), str(raw), str(out), FETCH_TIME]
+        reference = ROOT / "tests" / "reference" / "original_transform.py"
+        return [self.python, str(reference), str(raw), str(out), FETCH_TIME]
 
     def crypto_etl(self, raw, out, *extra):
         return [
