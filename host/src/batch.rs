@@ -284,14 +284,10 @@ impl Batch {
 
     /// Keeps the rows whose `keep` entry is true.
     pub fn filter(&mut self, keep: &[bool]) {
-        debug_assert_eq!(keep.len(), self.rows);
-        if keep.iter().all(|k| *k) {
+        if !keep.contains(&false) {
             return;
         }
-        for column in &mut self.columns {
-            column.data = column.data.filter(keep);
-        }
-        self.rows = keep.iter().filter(|k| **k).count();
+        *self = self.filtered(keep);
     }
 }
 

@@ -63,15 +63,13 @@ pub struct RowValues {
 }
 
 impl RowValues {
-    /// Row `row` of `rows`.
-    pub fn new(rows: Arc<Batch>, row: usize) -> Self {
-        Self { rows, row }
-    }
-
     /// Every row of `batch` whose `rejected` entry is true, in order.
     pub fn of_rejected(batch: &Batch, rejected: &[bool]) -> Vec<RowValues> {
+        if !rejected.contains(&true) {
+            return Vec::new();
+        }
         let rows = Arc::new(batch.filtered(rejected));
-        (0..rows.rows()).map(|row| RowValues::new(rows.clone(), row)).collect()
+        (0..rows.rows()).map(|row| RowValues { rows: rows.clone(), row }).collect()
     }
 
     /// The value of column `name`, if the row had that column.
@@ -82,11 +80,6 @@ impl RowValues {
     /// Column names and values, in the batch's order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
         self.rows.columns().iter().map(|c| (c.name.as_str(), c.data.value(self.row)))
-    }
-
-    /// The row as a JSON object (timestamps as RFC 3339 text).
-    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.iter().map(|(name, value)| (name.to_owned(), json_value(value))).collect()
     }
 }
 
