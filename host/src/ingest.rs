@@ -1000,16 +1000,19 @@ mod tests {
     }
 
     /// Chunked and one-pass parses of `json` give the same batch, rejections and warnings, and
-    /// the chunked parse leaves the bytes as they were.
-    fn assert_chunks_match_one_pass(json: &str, parts: usize) -> Ingested {
+    /// the chunked parse leaves the bytes as they were. `chunked` says whether the chunks are
+    /// expected to join, or to be given up for one pass.
+    fn assert_chunks_match_one_pass(json: &str, parts: usize, chunked: bool) -> Ingested {
         let mut bytes = json.as_bytes().to_vec();
         let one = ingest_in_parts(&mut bytes.clone(), 1).unwrap();
-        let chunked = ingest_in_parts(&mut bytes, parts).unwrap();
+        let parsed = parse_in_parts(&mut bytes, parts).unwrap();
         assert_eq!(bytes, json.as_bytes(), "the input was not restored");
-        assert_eq!(chunked.batch, one.batch);
-        assert_eq!(chunked.rejected, one.rejected);
-        assert_eq!(chunked.warnings, one.warnings);
-        chunked
+        assert_eq!(parsed.chunks.len() > 1, chunked, "{} chunks", parsed.chunks.len());
+        let chunks = parsed.finish().unwrap();
+        assert_eq!(chunks.batch, one.batch);
+        assert_eq!(chunks.rejected, one.rejected);
+        assert_eq!(chunks.warnings, one.warnings);
+        chunks
     }
 
     fn coin(i: usize) -> String {
@@ -1051,12 +1054,12 @@ mod tests {
         let coins: Vec<String> = (0..100).map(coin).collect();
         let minified = format!("[{}]", coins.join(","));
         for parts in [2, 3, 8] {
-            let ingested = assert_chunks_match_one_pass(&minified, parts);
+            let ingested = assert_chunks_match_one_pass(&minified, parts, true);
             assert_eq!(ingested.batch.rows(), 100);
             assert!(!ingested.rejected.is_empty());
         }
         let pretty = format!("\u{feff}\n[\n  {}\n]\n", coins.join(",\n  "));
-        assert_chunks_match_one_pass(&pretty, 4);
+        assert_chunks_match_one_pass(&pretty, 4, true);
     }
 
     #[test]
@@ -1065,7 +1068,7 @@ mod tests {
         let coins: Vec<String> = (0..50)
             .map(|i| format!(r#"{{"id": "c{i}", "name": "x}}, {{\"id\": 1}}, {{\"y\": {i}}}"}}"#))
             .collect();
-        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 3);
+        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 3, false);
         assert_eq!(ingested.batch.rows(), 50);
         assert!(ingested.rejected.is_empty());
     }
@@ -1075,7 +1078,7 @@ mod tests {
         let mut coins: Vec<String> =
             (0..30).map(|i| format!(r#"{{"id": "a{i}", "extra": 1}}"#)).collect();
         coins.extend((0..30).map(|i| format!(r#"{{"id": "b{i}", "extra": "text"}}"#)));
-        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 2);
+        let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 2, false);
         assert_eq!(ingested.rejected.len(), 30);
     }
 

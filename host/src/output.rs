@@ -101,14 +101,19 @@ const ROWS_PER_BLOCK: usize = 16_384;
 /// `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as empty fields.
 ///
 /// Large batches are formatted on several threads, a block of rows each, and written in order.
-pub fn write_csv(batch: &Batch, mut out: impl Write) -> io::Result<()> {
+pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    write_csv_on(batch, out, threads)
+}
+
+/// [`write_csv`] with `threads` formatting threads.
+fn write_csv_on(batch: &Batch, mut out: impl Write, threads: usize) -> io::Result<()> {
     let mut header = Vec::new();
     let mut csv = csv_writer(&mut header);
     csv.write_record(batch.columns().iter().map(|c| c.name.as_bytes()))?;
     drop(csv);
     out.write_all(&header)?;
 
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let rows = batch.rows();
     if threads == 1 || rows <= ROWS_PER_BLOCK {
         let mut buffer = Vec::new();
@@ -297,7 +302,7 @@ mod tests {
             ],
         );
         let mut out = Vec::new();
-        write_csv(&batch, &mut out).unwrap();
+        write_csv_on(&batch, &mut out, 3).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), rows + 1);
