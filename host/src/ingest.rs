@@ -285,8 +285,6 @@ struct State {
     issues: Vec<String>,
     rejected: Vec<IngestRejection>,
     skipped_fields: Vec<String>,
-    /// Inside a coin object: set when one starts, cleared when it is complete.
-    in_coin: bool,
 }
 
 impl State {
@@ -315,6 +313,35 @@ impl State {
         self.index.insert(key.to_owned(), found);
         self.cursor = found + 1;
         Some(found)
+    }
+
+    /// Makes room for about `rows` more rows in every column, each text column as much text
+    /// again per row as it holds so far per row: growing by doubling instead copies every column
+    /// several times over.
+    fn reserve(&mut self, rows: usize) {
+        let done = self.rows.max(1);
+        for column in &mut self.columns {
+            match &mut column.values {
+                Builder::Untyped { .. } => {}
+                Builder::Float64 { values, valid } => {
+                    values.reserve(rows);
+                    valid.reserve(rows);
+                }
+                Builder::Int64 { values, valid } => {
+                    values.reserve(rows);
+                    valid.reserve(rows);
+                }
+                Builder::Boolean { values, valid } => {
+                    values.reserve(rows);
+                    valid.reserve(rows);
+                }
+                Builder::Text { data, offsets, valid, .. } => {
+                    data.reserve(data.len() / done * rows);
+                    offsets.reserve(rows);
+                    valid.reserve(rows);
+                }
+            }
+        }
     }
 
     fn finish_row(&mut self) {
@@ -519,7 +546,6 @@ impl<'de> Visitor<'de> for Coin<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
         state.cursor = 0;
-        state.in_coin = true;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match state.column_for(&key) {
                 Some(column) if state.columns[column].values.len() > state.rows => {
@@ -533,7 +559,6 @@ impl<'de> Visitor<'de> for Coin<'_> {
             }
         }
         state.finish_row();
-        state.in_coin = false;
         Ok(())
     }
 }
@@ -566,12 +591,11 @@ const PARALLEL_FROM: usize = 4 << 20;
 /// Parses a `/coins/markets` response body.
 ///
 /// A large body is cut into chunks at boundaries between coins and the chunks are parsed on
-/// several threads, then joined. For that, the byte before each chunk (a comma) is briefly
-/// replaced with `[` so every chunk reads as an array; `bytes` is exactly as it was when this
-/// returns. The result is the same as one pass from start to end would give: where a cut turns
-/// out not to fall between two coins, or the chunks do not agree on a column's type, the body is
-/// parsed again in one pass, which also gives any error its exact line and column.
-pub fn ingest(bytes: &mut [u8]) -> Result<Ingested, IngestError> {
+/// several threads, coin by coin, then joined. The result is the same as one pass from start to
+/// end would give: where a cut turns out not to fall between two coins, a chunk does not parse,
+/// or the chunks do not agree on a column's type, the body is parsed again in one pass, which
+/// also gives any error its exact line and column.
+pub fn ingest(bytes: &[u8]) -> Result<Ingested, IngestError> {
     parse(bytes)?.finish()
 }
 
@@ -596,7 +620,7 @@ impl Parsed {
 }
 
 /// The first half of [`ingest`]: everything that reads `bytes`.
-pub fn parse(bytes: &mut [u8]) -> Result<Parsed, IngestError> {
+pub fn parse(bytes: &[u8]) -> Result<Parsed, IngestError> {
     let parts = if bytes.len() >= PARALLEL_FROM {
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
     } else {
@@ -607,11 +631,11 @@ pub fn parse(bytes: &mut [u8]) -> Result<Parsed, IngestError> {
 
 /// [`ingest`], cutting the body into at most `parts` chunks.
 #[cfg(test)]
-fn ingest_in_parts(bytes: &mut [u8], parts: usize) -> Result<Ingested, IngestError> {
+fn ingest_in_parts(bytes: &[u8], parts: usize) -> Result<Ingested, IngestError> {
     parse_in_parts(bytes, parts)?.finish()
 }
 
-fn parse_in_parts(bytes: &mut [u8], parts: usize) -> Result<Parsed, IngestError> {
+fn parse_in_parts(bytes: &[u8], parts: usize) -> Result<Parsed, IngestError> {
     // Only what comes before the array is checked here; each chunk checks its own text.
     let bom = if bytes.starts_with("\u{feff}".as_bytes()) { 3 } else { 0 };
     let start = bom
@@ -662,6 +686,15 @@ fn parse_whole(text: &str, start: usize) -> Result<State, IngestError> {
     Ok(state)
 }
 
+fn is_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// The number of JSON whitespace bytes `bytes` starts with.
+fn whitespace(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| is_space(b)).count()
+}
+
 /// Where to cut `body` (an array) into about `parts` chunks: for each cut, the offsets of a `}`
 /// and of the `,` after it, when only whitespace lies between them and the next `{`. A cut may
 /// still fall inside a string; [`parse_chunks`] finds out.
@@ -678,20 +711,15 @@ fn cut_points(body: &[u8], parts: usize) -> Vec<(usize, usize)> {
 }
 
 fn next_boundary(body: &[u8], from: usize) -> Option<(usize, usize)> {
-    let is_space = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
     let mut at = from;
     while at < body.len() {
         let close = at + body[at..].iter().position(|b| *b == b'}')?;
         let mut next = close + 1;
-        while body.get(next).is_some_and(is_space) {
-            next += 1;
-        }
+        next += whitespace(&body[next..]);
         if body.get(next) == Some(&b',') {
             let comma = next;
             next += 1;
-            while body.get(next).is_some_and(is_space) {
-                next += 1;
-            }
+            next += whitespace(&body[next..]);
             if body.get(next) == Some(&b'{') {
                 return Some((close, comma));
             }
@@ -701,32 +729,31 @@ fn next_boundary(body: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// Parses the chunks between `cuts` on one thread each; `None` when the cuts do not all fall
+/// Parses the coins between `cuts` on one thread each; `None` when the cuts do not all fall
 /// between coins or the chunks cannot be joined exactly.
-fn parse_chunks(bytes: &mut [u8], start: usize, cuts: &[(usize, usize)]) -> Option<Vec<State>> {
-    for &(_, comma) in cuts {
-        bytes[start + comma] = b'[';
+fn parse_chunks(bytes: &[u8], start: usize, cuts: &[(usize, usize)]) -> Option<Vec<State>> {
+    // Each chunk runs from just after the `[` or a cut's comma to just after the next cut's `}`;
+    // the last one takes the closing `]` and what follows it.
+    let mut ranges = Vec::with_capacity(cuts.len() + 1);
+    let mut from = start + 1;
+    for &(close, comma) in cuts {
+        ranges.push((from, start + close + 1, false));
+        from = start + comma + 1;
     }
-    let states = {
-        let bytes: &[u8] = bytes;
-        let mut ranges = Vec::with_capacity(cuts.len() + 1);
-        let mut from = start;
-        for &(close, comma) in cuts {
-            ranges.push((from, start + close + 1, false));
-            from = start + comma;
-        }
-        ranges.push((from, bytes.len(), true));
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = ranges
-                .into_iter()
-                .map(|(from, to, last)| scope.spawn(move || parse_chunk(&bytes[from..to], last)))
-                .collect();
-            handles.into_iter().map(|h| h.join().ok().flatten()).collect::<Vec<_>>()
-        })
-    };
-    for &(_, comma) in cuts {
-        bytes[start + comma] = b',';
-    }
+    ranges.push((from, bytes.len(), true));
+    // The other chunks are joined onto the first, so it makes room for the whole body.
+    let body = bytes.len() - start;
+    let states = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, (from, to, last))| {
+                let room = if i == 0 { body } else { to - from };
+                scope.spawn(move || parse_chunk(&bytes[from..to], last, room))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok().flatten()).collect::<Vec<_>>()
+    });
     let states: Vec<State> = states.into_iter().collect::<Option<_>>()?;
     joinable(&states).then_some(states)
 }
@@ -753,17 +780,36 @@ fn joinable(states: &[State]) -> bool {
     true
 }
 
-/// One chunk: an array of coins, whose closing `]` only the last chunk has. `None` when it
-/// does not parse to whole coins.
-fn parse_chunk(chunk: &[u8], last: bool) -> Option<State> {
+/// One chunk: coins separated by commas, of which only the last chunk has the array's closing
+/// `]` (and perhaps whitespace after it). Each coin is parsed on its own, so a chunk that is not
+/// the last simply ends after its final coin. `None` when the chunk is not exactly that.
+/// Columns make room for the coins of `room` bytes.
+fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
+    // Checking the whole chunk at once is faster than checking each string as it is parsed.
+    let text = std::str::from_utf8(chunk).ok()?;
     let mut state = State::default();
-    let mut deserializer = serde_json::Deserializer::from_str(std::str::from_utf8(chunk).ok()?);
-    match deserializer.deserialize_seq(Coins { state: &mut state }) {
-        Ok(()) if last => deserializer.end().ok().map(|()| state),
-        // A chunk that is not the last ends right after a coin, in the middle of the array.
-        Err(e) if !last && e.is_eof() && !state.in_coin && state.rows > 0 => Some(state),
-        _ => None,
+    let mut at = 0;
+    loop {
+        let index = state.rows;
+        // `at` is just after ASCII (whitespace or a comma), so on a character boundary.
+        let mut coin = serde_json::Deserializer::from_str(&text[at..]);
+        Coin { state: &mut state, index }.deserialize(&mut coin).ok()?;
+        at += coin.into_iter::<IgnoredAny>().byte_offset();
+        if index == 0 {
+            // Coins are much alike in size: the first tells about how many there are.
+            let rows = room / at.max(1);
+            state.reserve(rows + rows / 8);
+        }
+        at += whitespace(&chunk[at..]);
+        match chunk.get(at) {
+            None if !last => return Some(state),
+            Some(b',') => at += 1,
+            Some(b']') if last => break,
+            _ => return None,
+        }
     }
+    at += 1;
+    (at + whitespace(&chunk[at..]) == chunk.len()).then_some(state)
 }
 
 /// `a` followed by `b`, as one pass over both would have built it. [`joinable`] has checked that
@@ -884,7 +930,7 @@ mod tests {
     use crate::batch::{ColumnType, Value};
 
     fn parse(json: impl AsRef<[u8]>) -> Result<Ingested, IngestError> {
-        ingest(&mut json.as_ref().to_vec())
+        ingest(json.as_ref())
     }
 
     fn value<'b>(batch: &'b Batch, column: &str, row: usize) -> Value<'b> {
@@ -999,14 +1045,11 @@ mod tests {
         assert!(ingested.batch.columns().is_empty());
     }
 
-    /// Chunked and one-pass parses of `json` give the same batch, rejections and warnings, and
-    /// the chunked parse leaves the bytes as they were. `chunked` says whether the chunks are
-    /// expected to join, or to be given up for one pass.
+    /// Chunked and one-pass parses of `json` give the same batch, rejections and warnings.
+    /// `chunked` says whether the chunks are expected to join, or to be given up for one pass.
     fn assert_chunks_match_one_pass(json: &str, parts: usize, chunked: bool) -> Ingested {
-        let mut bytes = json.as_bytes().to_vec();
-        let one = ingest_in_parts(&mut bytes.clone(), 1).unwrap();
-        let parsed = parse_in_parts(&mut bytes, parts).unwrap();
-        assert_eq!(bytes, json.as_bytes(), "the input was not restored");
+        let one = ingest_in_parts(json.as_bytes(), 1).unwrap();
+        let parsed = parse_in_parts(json.as_bytes(), parts).unwrap();
         assert_eq!(parsed.chunks.len() > 1, chunked, "{} chunks", parsed.chunks.len());
         let chunks = parsed.finish().unwrap();
         assert_eq!(chunks.batch, one.batch);
@@ -1087,9 +1130,23 @@ mod tests {
         let coins: Vec<String> = (0..60).map(coin).collect();
         let broken = format!("[\n{}\n]", coins.join(",\n"))
             .replace(r#""id": "coin-50""#, r#""id": coin-50"#);
-        let one = ingest_in_parts(&mut broken.clone().into_bytes(), 1).unwrap_err().to_string();
-        let chunked = ingest_in_parts(&mut broken.into_bytes(), 3).unwrap_err().to_string();
+        let one = ingest_in_parts(broken.as_bytes(), 1).unwrap_err().to_string();
+        let chunked = ingest_in_parts(broken.as_bytes(), 3).unwrap_err().to_string();
         assert!(one.starts_with("malformed JSON at line 52, column 8"), "{one}");
         assert_eq!(chunked, one);
+
+        // What lies between and after the coins is checked as strictly as one pass checks it.
+        let minified = format!("[{}]", coins.join(","));
+        for broken in [
+            minified.replace(r#"},{"id": "coin-45""#, r#"} {"id": "coin-45""#),
+            minified.replace(r#"},{"id": "coin-45""#, r#"},,{"id": "coin-45""#),
+            format!("{}]", &minified[..minified.len() - 1]).replace("}]", "},]"),
+            format!("{minified} x"),
+        ] {
+            let one = ingest_in_parts(broken.as_bytes(), 1).unwrap_err().to_string();
+            let chunked = ingest_in_parts(broken.as_bytes(), 3).unwrap_err().to_string();
+            assert!(one.starts_with("malformed JSON"), "{one}");
+            assert_eq!(chunked, one);
+        }
     }
 }

@@ -2,21 +2,21 @@
 //! or a local file mapped into memory.
 //!
 //! Reading a 100 MB file copies it into freshly zeroed pages, which took a third of a large
-//! transform. A private mapping reads it straight from the page cache instead.
+//! transform. A read-only mapping reads it straight from the page cache instead.
 
 use std::fs::File;
 use std::io;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::path::Path;
 
 /// Files smaller than this are read; mapping pays off only for large ones.
 const MAP_FROM: u64 = 1 << 20;
 
-/// A raw snapshot's bytes, which ingest may briefly change in place (see [`crate::ingest`]).
+/// A raw snapshot's bytes.
 #[derive(Debug)]
 pub enum RawBytes {
     Owned(Vec<u8>),
-    Mapped(memmap2::MmapMut),
+    Mapped(memmap2::Mmap),
 }
 
 impl RawBytes {
@@ -29,15 +29,15 @@ impl RawBytes {
         Self::map(&file)
     }
 
-    /// A copy-on-write mapping: changes stay in this process and never reach the file.
+    /// A private, read-only mapping.
     #[allow(unsafe_code)]
     fn map(file: &File) -> io::Result<Self> {
-        // SAFETY: the mapping is private, so nothing written through it reaches the file. What
-        // mapping cannot guard against is another program truncating or rewriting the file in
-        // place while it is mapped. crypto-etl never does: raw snapshots are kept as fetched, and
-        // its stores write every file under a temporary name and rename it into place, which
+        // SAFETY: the mapping is read-only and private, so nothing reaches the file through it.
+        // What mapping cannot guard against is another program truncating or rewriting the file
+        // in place while it is mapped. crypto-etl never does: raw snapshots are kept as fetched,
+        // and its stores write every file under a temporary name and rename it into place, which
         // leaves an existing mapping on the old content.
-        let map = unsafe { memmap2::MmapOptions::new().map_copy(file)? };
+        let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(file)? };
         Ok(RawBytes::Mapped(map))
     }
 }
@@ -59,31 +59,19 @@ impl Deref for RawBytes {
     }
 }
 
-impl DerefMut for RawBytes {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        match self {
-            RawBytes::Owned(bytes) => bytes,
-            RawBytes::Mapped(map) => map,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn large_files_are_mapped_and_changes_stay_in_memory() {
+    fn large_files_are_mapped_and_small_ones_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raw.json");
         let content = vec![b' '; (MAP_FROM + 1) as usize];
         std::fs::write(&path, &content).unwrap();
-        let mut raw = RawBytes::read(&path).unwrap();
+        let raw = RawBytes::read(&path).unwrap();
         assert!(matches!(raw, RawBytes::Mapped(_)));
-        raw[0] = b'[';
-        assert_eq!(raw.len(), content.len());
-        drop(raw);
-        assert_eq!(std::fs::read(&path).unwrap(), content, "the file was changed");
+        assert_eq!(&*raw, &content[..]);
 
         std::fs::write(&path, b"[]").unwrap();
         let raw = RawBytes::read(&path).unwrap();

@@ -67,12 +67,12 @@ pub fn transform(
     pipeline: &Pipeline,
     context: &SnapshotContext,
 ) -> Result<Transformed, TransformError> {
-    let mut raw = raw.into();
+    let raw = raw.into();
     let started = std::time::Instant::now();
     let stages = pipeline.load(runtime)?;
     tracing::debug!(elapsed = ?started.elapsed(), "plugins loaded");
     let started = std::time::Instant::now();
-    let parsed = ingest::parse(&mut raw)?;
+    let parsed = ingest::parse(&raw)?;
     drop(raw);
     let ingested = parsed.finish()?;
     tracing::debug!(elapsed = ?started.elapsed(), rows = ingested.batch.rows(), "ingested");

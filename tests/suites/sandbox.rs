@@ -168,8 +168,8 @@ fn the_host_keeps_working_after_a_plugin_is_stopped() {
         Some(cache_dir()),
     )
     .unwrap();
-    let mut raw = std::fs::read(sample("coins-markets.json")).unwrap();
-    let batch = crypto_etl::ingest::ingest(&mut raw).unwrap().batch;
+    let raw = std::fs::read(sample("coins-markets.json")).unwrap();
+    let batch = crypto_etl::ingest::ingest(&raw).unwrap().batch;
     let context = SnapshotContext {
         fetch_time: FetchTime::parse("2026-11-27T10-00-00Z").unwrap().micros(),
         currency: "usd".into(),

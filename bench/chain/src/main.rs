@@ -154,9 +154,9 @@ fn run(chain: &Chain, batch: &Batch, context: &SnapshotContext) -> anyhow::Resul
 
 fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let mut raw = std::fs::read(&args.input)
+    let raw = std::fs::read(&args.input)
         .with_context(|| format!("could not read {}", args.input.display()))?;
-    let ingested = crypto_etl::ingest::ingest(&mut raw)?;
+    let ingested = crypto_etl::ingest::ingest(&raw)?;
     drop(raw);
     let mut batch = ingested.batch;
     let mut keep = vec![true; batch.rows()];
