@@ -97,8 +97,9 @@ impl Staged {
 /// Rows formatted by one thread at a time; bounds the memory the formatted text takes.
 const ROWS_PER_BLOCK: usize = 16_384;
 
-/// The batch as CSV with a header row: floats in shortest round-trip form, timestamps as
-/// `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as empty fields.
+/// The batch as CSV with a header row: floats in shortest round-trip form (`4.2e+17`),
+/// timestamps as `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as
+/// empty fields.
 ///
 /// Large batches are formatted on several threads, a block of rows each, and written in order.
 pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
@@ -161,7 +162,7 @@ fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
 /// Appends rows `rows` of `batch` to `out` as CSV records.
 fn format_rows(batch: &Batch, rows: Range<usize>, out: &mut Vec<u8>) -> io::Result<()> {
     let mut csv = csv_writer(out);
-    let mut floats = ryu::Buffer::new();
+    let mut floats = zmij::Buffer::new();
     let mut ints = itoa::Buffer::new();
     let mut time = Vec::with_capacity(19);
     for row in rows {
@@ -256,6 +257,10 @@ mod tests {
                     data: ColumnData::Float64 { values: vec![1.186e-9, 2.0], valid: vec![] },
                 },
                 Column {
+                    name: "supply".into(),
+                    data: ColumnData::Float64 { values: vec![4.2e17, 1e16], valid: vec![1, 0] },
+                },
+                Column {
                     name: "n".into(),
                     data: ColumnData::Int64 { values: vec![i64::MAX, 0], valid: vec![1, 0] },
                 },
@@ -272,7 +277,7 @@ mod tests {
         write_csv(&batch, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "name,p,n,t\n\"a,b\"\"c\",1.186e-9,9223372036854775807,2021-11-10T14:24:11\n,2.0,,1970-01-01T00:00:00\n"
+            "name,p,supply,n,t\n\"a,b\"\"c\",1.186e-9,4.2e+17,9223372036854775807,2021-11-10T14:24:11\n,2.0,,,1970-01-01T00:00:00\n"
         );
     }
 
