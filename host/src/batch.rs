@@ -269,6 +269,36 @@ impl Batch {
         self.columns.retain(|c| c.name != name);
     }
 
+    /// The columns, moved out.
+    pub fn into_columns(self) -> Vec<Column> {
+        self.columns
+    }
+
+    /// Moves the columns named `names` into a batch of their own, in that order, so a plugin
+    /// can read them without a copy; [`Batch::restore`] puts them back. Until then those
+    /// columns of `self` hold no values. Names `self` does not have are left out.
+    pub fn lend<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) -> Batch {
+        let mut lent = Vec::new();
+        for name in names {
+            if let Some(column) = self.columns.iter_mut().find(|c| c.name == name) {
+                let empty = ColumnData::Float64 { values: Vec::new(), valid: Vec::new() };
+                let data = std::mem::replace(&mut column.data, empty);
+                lent.push(Column { name: column.name.clone(), data });
+            }
+        }
+        Batch { rows: self.rows, columns: lent }
+    }
+
+    /// Puts back the columns of a [`Batch::lend`], each where it was.
+    pub fn restore(&mut self, lent: Batch) {
+        for column in lent.columns {
+            debug_assert_eq!(column.data.len(), self.rows, "`{}` came back changed", column.name);
+            if let Some(slot) = self.columns.iter_mut().find(|c| c.name == column.name) {
+                slot.data = column.data;
+            }
+        }
+    }
+
     /// A copy of the rows whose `keep` entry is true.
     pub fn filtered(&self, keep: &[bool]) -> Batch {
         debug_assert_eq!(keep.len(), self.rows);
@@ -330,6 +360,31 @@ mod tests {
         let price = &batch.column("price").unwrap().data;
         assert_eq!(price.value(0), Value::Float64(2.0));
         assert_eq!(price.value(1), Value::Null);
+    }
+
+    #[test]
+    fn lent_columns_come_back_in_place() {
+        let price = ColumnData::Float64 { values: vec![1.0, 2.0], valid: vec![] };
+        let name = text(&[Some("Bitcoin"), None]);
+        let rank = ColumnData::Int64 { values: vec![1, 2], valid: vec![] };
+        let mut batch = Batch::new(
+            2,
+            vec![
+                Column { name: "price".into(), data: price.clone() },
+                Column { name: "name".into(), data: name.clone() },
+                Column { name: "rank".into(), data: rank.clone() },
+            ],
+        );
+        let before = batch.clone();
+        let lent = batch.lend(["rank", "price", "missing"]);
+        assert_eq!(lent.rows(), 2);
+        let names: Vec<&str> = lent.columns().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["rank", "price"]);
+        assert_eq!(lent.column("price").unwrap().data, price);
+        assert_eq!(batch.column("price").unwrap().data.len(), 0, "lent, not copied");
+        assert_eq!(batch.column("name").unwrap().data, name);
+        batch.restore(lent);
+        assert_eq!(batch, before);
     }
 
     #[test]

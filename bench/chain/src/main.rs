@@ -8,9 +8,9 @@
 //!   types directly, behind the same [`Chain`], which plans, hands over columns and checks every
 //!   output the same way.
 //!
-//! Both sides copy the columns a plugin reads into the interface's types; only the wasm side
-//! also copies them into and out of the instance's memory. Prints the figures as JSON for
-//! `bench/run.py`. Usage:
+//! Both sides move the columns a plugin reads into the interface's types without a copy; only
+//! the wasm side then copies them into the instance's memory and its output out of it. Prints
+//! the figures as JSON for `bench/run.py`. Usage:
 //!
 //! ```text
 //! chain-bench --input SNAPSHOT.json [--reps 5] [--pipeline default] [--cache-dir DIR]
@@ -80,13 +80,13 @@ impl<P: sdk::Plugin> TransformPlugin for Native<P> {
     fn transform(
         &self,
         config: &Config,
-        input: &Batch,
+        input: Batch,
         context: &SnapshotContext,
-    ) -> Result<PluginOutput, PluginError> {
+    ) -> Result<(Batch, PluginOutput), PluginError> {
         let config = sdk::Config::new(config.clone());
         let input = sdk::Input::new(config, batch(input), self::context(context));
         let output = P::transform(&input).map_err(|e| self.fail(e))?.into_wire();
-        Ok(self::output(output))
+        Ok((batch_back(input.into_batch()), self::output(output)))
     }
 }
 

@@ -178,14 +178,11 @@ impl Chain {
                     format!("cannot take {rows_in} rows (the interface allows 2^32 - 1)"),
                 ));
             }
-            let input = Batch::new(
-                rows_in,
-                plan.reads.iter().filter_map(|field| batch.column(&field.name).cloned()).collect(),
-            );
+            let input = batch.lend(plan.reads.iter().map(|field| field.name.as_str()));
             let started = Instant::now();
-            let output = stage.plugin.transform(&stage.config, &input, context)?;
+            let (input, output) = stage.plugin.transform(&stage.config, input, context)?;
             let elapsed = started.elapsed();
-            drop(input);
+            batch.restore(input);
             let keep = check_output(info, plan, rows_in, &output)?;
 
             let stage_name = format!("{}@{}", info.name, info.version);

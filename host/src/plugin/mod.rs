@@ -86,13 +86,14 @@ pub trait TransformPlugin: fmt::Debug {
 
     fn plan(&self, config: &Config, schema: &Schema) -> Result<Plan, PluginError>;
 
-    /// Transforms `input`, which holds exactly the columns of the plan's reads.
+    /// Transforms `input`, which holds exactly the columns of the plan's reads. The columns are
+    /// lent, not copied: they come back unchanged, with the output.
     fn transform(
         &self,
         config: &Config,
-        input: &Batch,
+        input: Batch,
         context: &SnapshotContext,
-    ) -> Result<PluginOutput, PluginError>;
+    ) -> Result<(Batch, PluginOutput), PluginError>;
 }
 
 /// The kind of error a plugin reported itself.

@@ -308,9 +308,9 @@ impl TransformPlugin for WasmPlugin {
     fn transform(
         &self,
         config: &Config,
-        input: &Batch,
+        input: Batch,
         context: &SnapshotContext,
-    ) -> Result<PluginOutput, PluginError> {
+    ) -> Result<(Batch, PluginOutput), PluginError> {
         let batch = v0_1_0::batch(input);
         let wire_context = v0_1_0::context(context);
         let started = Instant::now();
@@ -332,7 +332,7 @@ impl TransformPlugin for WasmPlugin {
             return Err(self.fail(Failure::OutputTooLarge { bytes, limit: self.limits.output }));
         }
         tracing::debug!(plugin = %self.info.name, elapsed = ?started.elapsed(), "transform returned");
-        Ok(output)
+        Ok((v0_1_0::batch_back(batch), output))
     }
 }
 

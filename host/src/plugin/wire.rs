@@ -7,7 +7,8 @@
 
 /// Defines, in the calling module and with visibility `$vis`, the conversions for the bindings
 /// module `$wire` (e.g. `wire` after `use ...::crypto_etl::plugin::types as wire;`): `schema`,
-/// `plan`, `info`, `guest_error`, `context`, `batch` and `output`.
+/// `plan`, `info`, `guest_error`, `context`, `batch`, `batch_back` and `output`. Columns move
+/// between the two sets of types without a copy.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! wire_conversions {
@@ -36,34 +37,26 @@ macro_rules! wire_conversions {
             }
         }
 
-        /// A copy of `column` in the interface's types.
-        fn column_to_wire(column: &$crate::batch::Column) -> $($wire)::+::Column {
+        /// `column` in the interface's types, its buffers moved, not copied.
+        fn column_to_wire(column: $crate::batch::Column) -> $($wire)::+::Column {
             use $crate::batch::ColumnData as D;
             use $($wire)::+ as w;
-            let data = match &column.data {
-                D::Float64 { values, valid } => w::ColumnData::Float64(w::Float64Column {
-                    values: values.clone(),
-                    valid: valid.clone(),
-                }),
-                D::Int64 { values, valid } => w::ColumnData::Int64(w::Int64Column {
-                    values: values.clone(),
-                    valid: valid.clone(),
-                }),
-                D::Timestamp { values, valid } => w::ColumnData::Timestamp(w::TimestampColumn {
-                    values: values.clone(),
-                    valid: valid.clone(),
-                }),
-                D::Boolean { values, valid } => w::ColumnData::Boolean(w::BooleanColumn {
-                    values: values.clone(),
-                    valid: valid.clone(),
-                }),
-                D::Text { data, offsets, valid } => w::ColumnData::Text(w::TextColumn {
-                    data: data.clone(),
-                    offsets: offsets.clone(),
-                    valid: valid.clone(),
-                }),
+            let data = match column.data {
+                D::Float64 { values, valid } => {
+                    w::ColumnData::Float64(w::Float64Column { values, valid })
+                }
+                D::Int64 { values, valid } => w::ColumnData::Int64(w::Int64Column { values, valid }),
+                D::Timestamp { values, valid } => {
+                    w::ColumnData::Timestamp(w::TimestampColumn { values, valid })
+                }
+                D::Boolean { values, valid } => {
+                    w::ColumnData::Boolean(w::BooleanColumn { values, valid })
+                }
+                D::Text { data, offsets, valid } => {
+                    w::ColumnData::Text(w::TextColumn { data, offsets, valid })
+                }
             };
-            w::Column { name: column.name.clone(), data }
+            w::Column { name: column.name, data }
         }
 
         /// `column` as a host column, its buffers moved, not copied. Shapes are not checked
@@ -125,13 +118,21 @@ macro_rules! wire_conversions {
             }
         }
 
-        /// A copy of the columns a plugin reads.
-        $vis fn batch(batch: &$crate::batch::Batch) -> $($wire)::+::Batch {
+        /// The columns a plugin reads, moved into the interface's types.
+        $vis fn batch(batch: $crate::batch::Batch) -> $($wire)::+::Batch {
             $($wire)::+::Batch {
                 // The chain refuses batches over u32::MAX rows before any plugin runs.
                 row_count: u32::try_from(batch.rows()).unwrap_or(u32::MAX),
-                columns: batch.columns().iter().map(column_to_wire).collect(),
+                columns: batch.into_columns().into_iter().map(column_to_wire).collect(),
             }
+        }
+
+        /// A batch given to a plugin, moved back into host types.
+        $vis fn batch_back(batch: $($wire)::+::Batch) -> $crate::batch::Batch {
+            $crate::batch::Batch::new(
+                batch.row_count as usize,
+                batch.columns.into_iter().map(column_from_wire).collect(),
+            )
         }
 
         /// A plugin's output as host types. Shapes are not checked here: the chain checks every

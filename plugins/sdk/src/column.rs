@@ -46,6 +46,12 @@ impl Input {
         Self { config, batch, context }
     }
 
+    /// The batch, handed back to a host that compiled the plugin in (the benchmark).
+    #[doc(hidden)]
+    pub fn into_batch(self) -> wire::Batch {
+        self.batch
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
