@@ -587,6 +587,8 @@ impl<'de> Visitor<'de> for Coins<'_> {
 
 /// Bodies at least this large are parsed in parallel, one chunk of coins per thread.
 const PARALLEL_FROM: usize = 4 << 20;
+/// The coins whose average size estimates how many coins a chunk holds.
+const SIZE_SAMPLE: usize = 64;
 
 /// Parses a `/coins/markets` response body.
 ///
@@ -783,7 +785,7 @@ fn joinable(states: &[State]) -> bool {
 /// One chunk: coins separated by commas, of which only the last chunk has the array's closing
 /// `]` (and perhaps whitespace after it). Each coin is parsed on its own, so a chunk that is not
 /// the last simply ends after its final coin. `None` when the chunk is not exactly that.
-/// Columns make room for the coins of `room` bytes.
+/// Once [`SIZE_SAMPLE`] coins are parsed, columns make room for the coins of `room` bytes.
 fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
     // Checking the whole chunk at once is faster than checking each string as it is parsed.
     let text = std::str::from_utf8(chunk).ok()?;
@@ -795,10 +797,10 @@ fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
         let mut coin = serde_json::Deserializer::from_str(&text[at..]);
         Coin { state: &mut state, index }.deserialize(&mut coin).ok()?;
         at += coin.into_iter::<IgnoredAny>().byte_offset();
-        if index == 0 {
-            // Coins are much alike in size: the first tells about how many there are.
-            let rows = room / at.max(1);
-            state.reserve(rows + rows / 8);
+        if index + 1 == SIZE_SAMPLE {
+            // Coins are much alike in size: the first ones tell about how many there are.
+            let rows = room / at.max(1) * SIZE_SAMPLE;
+            state.reserve(rows + rows / 8 - SIZE_SAMPLE);
         }
         at += whitespace(&chunk[at..]);
         match chunk.get(at) {
@@ -1094,11 +1096,12 @@ mod tests {
 
     #[test]
     fn chunks_parse_exactly_as_one_pass() {
-        let coins: Vec<String> = (0..100).map(coin).collect();
+        // Enough coins that chunks size their columns from a sample (SIZE_SAMPLE).
+        let coins: Vec<String> = (0..300).map(coin).collect();
         let minified = format!("[{}]", coins.join(","));
         for parts in [2, 3, 8] {
             let ingested = assert_chunks_match_one_pass(&minified, parts, true);
-            assert_eq!(ingested.batch.rows(), 100);
+            assert_eq!(ingested.batch.rows(), 300);
             assert!(!ingested.rejected.is_empty());
         }
         let pretty = format!("\u{feff}\n[\n  {}\n]\n", coins.join(",\n  "));
