@@ -818,7 +818,9 @@ fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
 /// they agree on every column's type and fit.
 fn join(mut a: State, b: State) -> Result<State, IngestError> {
     let (rows_a, rows_b) = (a.rows, b.rows);
-    let mut seen = vec![false; a.columns.len()];
+    // What `b` adds to each of `a`'s columns (new ones added first): its values, or nulls.
+    let mut incoming: Vec<Builder> =
+        a.columns.iter().map(|_| Builder::Untyped { nulls: rows_b }).collect();
     for column in b.columns {
         let at = match a.index.get(&column.name) {
             Some(&at) => at,
@@ -830,28 +832,14 @@ fn join(mut a: State, b: State) -> Result<State, IngestError> {
                     values: Builder::Untyped { nulls: rows_a },
                     rounded: 0,
                 });
-                seen.push(false);
+                incoming.push(Builder::Untyped { nulls: rows_b });
                 at
             }
         };
-        seen[at] = true;
-        let target = &mut a.columns[at];
-        target.rounded += column.rounded;
-        let name = &target.name;
-        target
-            .values
-            .append(column.values)
-            .ok_or_else(|| IngestError::TooLarge { column: name.clone() })?;
+        a.columns[at].rounded += column.rounded;
+        incoming[at] = column.values;
     }
-    for (column, seen) in a.columns.iter_mut().zip(seen) {
-        if !seen {
-            let nulls = Builder::Untyped { nulls: rows_b };
-            column
-                .values
-                .append(nulls)
-                .ok_or_else(|| IngestError::TooLarge { column: column.name.clone() })?;
-        }
-    }
+    append_all(&mut a.columns, incoming)?;
     a.rejected.extend(
         b.rejected.into_iter().map(|r| IngestRejection { row: r.row + rows_a, reason: r.reason }),
     );
@@ -862,6 +850,35 @@ fn join(mut a: State, b: State) -> Result<State, IngestError> {
     }
     a.rows += rows_b;
     Ok(a)
+}
+
+/// Appends `incoming[i]` to `columns[i]` for every column, the columns shared out among
+/// threads: copying tens of megabytes is work for every core.
+fn append_all(columns: &mut [ColumnBuilder], incoming: Vec<Builder>) -> Result<(), IngestError> {
+    fn append(columns: &mut [ColumnBuilder], incoming: Vec<Builder>) -> Result<(), IngestError> {
+        for (column, values) in columns.iter_mut().zip(incoming) {
+            column
+                .values
+                .append(values)
+                .ok_or_else(|| IngestError::TooLarge { column: column.name.clone() })?;
+        }
+        Ok(())
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let per_thread = columns.len().div_ceil(threads).max(1);
+    let mut incoming = incoming.into_iter();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = columns
+            .chunks_mut(per_thread)
+            .map(|columns| {
+                let mine: Vec<Builder> = incoming.by_ref().take(columns.len()).collect();
+                scope.spawn(move || append(columns, mine))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
 
 /// The batch, rejections and warnings of a finished parse.
