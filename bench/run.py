@@ -442,7 +442,7 @@ def main():
     parser.add_argument("--chain-bench", help="the chain-bench binary (bench/chain), for plugins-vs-native")
     parser.add_argument("--work", required=True, help="scratch folder for outputs and the plugin cache")
     parser.add_argument("--reps-small", type=int, default=10, help="repetitions for small inputs (10)")
-    parser.add_argument("--reps-large", type=int, default=3, help="repetitions for the large snapshot (3)")
+    parser.add_argument("--reps-large", type=int, default=5, help="repetitions for the large snapshot (5)")
     names = [name for name, _ in SECTIONS]
     parser.add_argument("--sections", default=",".join(names), help=f"which to run, of {','.join(names)}")
     parser.add_argument("--save", help="also write machine facts and every sample as JSON here")
