@@ -60,20 +60,42 @@ const SYNC_EVERY: usize = 8 << 20;
 /// Writes to a staged file and, every [`SYNC_EVERY`] bytes, asks a helper thread to flush what
 /// is written so far, so the disk works while the rest is still being formatted and the final
 /// `fsync` waits only for the tail. On this machine that takes 17 ms off writing a 40 MB CSV.
-struct SyncAhead<'f> {
-    file: &'f File,
+struct SyncAhead<'scope, 'env> {
+    file: &'env File,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
     unsynced: usize,
-    flush: mpsc::SyncSender<()>,
+    /// The helper, started by the first request: small files never need one.
+    helper: Option<(mpsc::SyncSender<()>, std::thread::ScopedJoinHandle<'scope, io::Result<()>>)>,
 }
 
-impl Write for SyncAhead<'_> {
+impl SyncAhead<'_, '_> {
+    fn request_flush(&mut self) {
+        let file = self.file;
+        let (flush, _) = self.helper.get_or_insert_with(|| {
+            let (flush, requests) = mpsc::sync_channel(1);
+            let helper =
+                self.scope.spawn(move || requests.iter().try_for_each(|()| file.sync_data()));
+            (flush, helper)
+        });
+        // A flush still under way, or one already asked for, will do: never wait for it.
+        let _ = flush.try_send(());
+    }
+
+    /// Waits for the helper's last flush, if there is a helper, and says how it went.
+    fn finish(self) -> io::Result<()> {
+        let Some((flush, helper)) = self.helper else { return Ok(()) };
+        drop(flush);
+        helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Write for SyncAhead<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.file.write(buf)?;
         self.unsynced += written;
         if self.unsynced >= SYNC_EVERY {
             self.unsynced = 0;
-            // A flush still under way, or one already asked for, will do: never wait for it.
-            let _ = self.flush.try_send(());
+            self.request_flush();
         }
         Ok(written)
     }
@@ -106,14 +128,11 @@ impl Staged {
         let started = std::time::Instant::now();
         let file = temp.as_file();
         std::thread::scope(|scope| {
-            let (flush, requests) = mpsc::sync_channel(1);
-            let flusher = scope.spawn(move || requests.iter().try_for_each(|()| file.sync_data()));
-            let mut out = BufWriter::with_capacity(1 << 16, SyncAhead { file, unsynced: 0, flush });
+            let ahead = SyncAhead { file, scope, unsynced: 0, helper: None };
+            let mut out = BufWriter::with_capacity(1 << 16, ahead);
             let written = write(&mut out).and_then(|()| out.flush());
-            // Closing the channel ends the helper once its last flush is done.
-            drop(out);
-            let flushed = flusher.join().unwrap_or_else(|_| Err(io::Error::other("panicked")));
-            written.and(flushed)
+            let (ahead, _) = out.into_parts();
+            written.and(ahead.finish())
         })
         .map_err(fail)?;
         let written = started.elapsed();
