@@ -131,24 +131,18 @@ impl Plugin for Clean {
         let mut parsed = Vec::new();
         for name in TIMESTAMP_COLUMNS {
             let Ok(texts) = input.text(name) else { continue };
-            let mut values = Vec::with_capacity(rows);
-            for (row, text) in texts.iter().enumerate() {
-                values.push(match text.map(parse_timestamp) {
-                    Some(Ok(micros)) => Some(micros),
-                    Some(Err(err)) => {
-                        reject(&mut output, row, format!("`{name}` {err}"));
-                        None
-                    }
-                    None => None,
-                });
-            }
-            parsed.push((name, values));
+            let values = texts.iter().enumerate().map(|(row, text)| {
+                text.map(parse_timestamp)?
+                    .map_err(|err| reject(&mut output, row, format!("`{name}` {err}")))
+                    .ok()
+            });
+            parsed.push(Column::timestamp(name, values));
         }
         if mode == Mode::Default {
             drop_duplicate_ids(input, &mut output, &mut reject)?;
         }
-        for (name, values) in parsed {
-            output = output.column(Column::timestamp(name, values));
+        for column in parsed {
+            output = output.column(column);
         }
         let fetch_time = input.context().fetch_time;
         Ok(output.column(Column::timestamp("fetch_time", (0..rows).map(|_| Some(fetch_time)))))
@@ -170,14 +164,6 @@ fn parse_timestamp(text: &str) -> Result<i64, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 timestamp ({e})"))
 }
 
-/// A number column read as f64, whichever numeric type it has.
-fn numbers(input: &Input, name: &str) -> Result<Vec<Option<f64>>, PluginError> {
-    match input.float64(name) {
-        Ok(values) => Ok(values.iter().collect()),
-        Err(_) => Ok(input.int64(name)?.iter().map(|v| v.map(|v| v as f64)).collect()),
-    }
-}
-
 fn check_identity_and_size(
     input: &Input,
     output: &mut Output,
@@ -193,7 +179,7 @@ fn check_identity_and_size(
         }
     }
     for name in SIZE {
-        for (row, value) in numbers(input, name)?.into_iter().enumerate() {
+        for (row, value) in input.numbers(name)?.iter().enumerate() {
             match value {
                 None => reject(output, row, format!("`{name}` is null")),
                 Some(v) if !v.is_finite() => {

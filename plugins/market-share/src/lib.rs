@@ -6,6 +6,7 @@
 //! With `basis = market` the denominators are instead the whole market's totals from CoinGecko's
 //! `/global` endpoint, when the snapshot has them.
 
+use crypto_etl_plugin_sdk::Numbers;
 use crypto_etl_plugin_sdk::prelude::*;
 
 /// Public so the benchmark can run the same logic compiled natively (`bench/chain`).
@@ -20,13 +21,6 @@ fn column_type(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
     }
 }
 
-fn numbers(input: &Input, name: &str) -> Result<Vec<Option<f64>>, PluginError> {
-    match input.float64(name) {
-        Ok(values) => Ok(values.iter().collect()),
-        Err(_) => Ok(input.int64(name)?.iter().map(|v| v.map(|v| v as f64)).collect()),
-    }
-}
-
 /// Exact sum of an integer column (no rounding on the way), or a plain float sum.
 fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
     match input.int64(name) {
@@ -35,7 +29,7 @@ fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
     }
 }
 
-fn shares(values: &[Option<f64>], total: f64) -> impl Iterator<Item = Option<f64>> + '_ {
+fn shares(values: Numbers<'_>, total: f64) -> impl Iterator<Item = Option<f64>> + '_ {
     values.iter().map(move |v| v.filter(|_| total != 0.0).map(|v| v / total * 100.0))
 }
 
@@ -85,11 +79,11 @@ impl Plugin for MarketShare {
         if cap_total == 0.0 || volume_total == 0.0 {
             log(LogLevel::Warn, "a total is zero; the matching percentages are null");
         }
-        let caps = numbers(input, "market_cap")?;
-        let volumes = numbers(input, "total_volume")?;
+        let caps = input.numbers("market_cap")?;
+        let volumes = input.numbers("total_volume")?;
         Ok(Output::new()
-            .column(Column::float64("dominance_percentage", shares(&caps, cap_total)))
-            .column(Column::float64("volume_percentage", shares(&volumes, volume_total))))
+            .column(Column::float64("dominance_percentage", shares(caps, cap_total)))
+            .column(Column::float64("volume_percentage", shares(volumes, volume_total))))
     }
 }
 

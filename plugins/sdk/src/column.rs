@@ -112,6 +112,15 @@ impl Input {
         }
     }
 
+    /// A numeric column, float64 or int64, read as `f64` (integers past 2^53 are rounded).
+    pub fn numbers(&self, name: &str) -> Result<Numbers<'_>, PluginError> {
+        match self.data(name)? {
+            ColumnData::Float64(c) => Ok(Numbers::Float(Values::new(&c.values, &c.valid))),
+            ColumnData::Int64(c) => Ok(Numbers::Int(Values::new(&c.values, &c.valid))),
+            _ => Err(Self::wrong_type(name, "float64 or int64")),
+        }
+    }
+
     pub fn text(&self, name: &str) -> Result<Texts<'_>, PluginError> {
         match self.data(name)? {
             ColumnData::Text(c) => Ok(Texts { column: c }),
@@ -169,6 +178,40 @@ impl<'a, T: Copy> Values<'a, T> {
     }
 }
 
+/// A numeric column read as `f64`, whichever of float64 and int64 it is: see
+/// [`Input::numbers`].
+#[derive(Debug, Clone, Copy)]
+pub enum Numbers<'a> {
+    Float(Values<'a, f64>),
+    Int(Values<'a, i64>),
+}
+
+impl<'a> Numbers<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Numbers::Float(v) => v.len(),
+            Numbers::Int(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of row `row`, `None` when null.
+    pub fn get(&self, row: usize) -> Option<f64> {
+        match self {
+            Numbers::Float(v) => v.get(row),
+            Numbers::Int(v) => v.get(row).map(|v| v as f64),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + use<'a> {
+        let numbers = *self;
+        (0..numbers.len()).map(move |row| numbers.get(row))
+    }
+}
+
 /// A column of text values with nulls.
 #[derive(Debug, Clone, Copy)]
 pub struct Texts<'a> {
@@ -204,24 +247,22 @@ impl<'a> Texts<'a> {
 #[derive(Debug)]
 pub struct Column(wire::Column);
 
-fn validity(present: Vec<bool>) -> Vec<u8> {
-    if present.iter().all(|p| *p) {
-        Vec::new()
-    } else {
-        present.into_iter().map(u8::from).collect()
-    }
-}
-
+/// Values and their validity (empty when none is null), built in one pass.
 fn split<T: Default>(values: impl IntoIterator<Item = Option<T>>) -> (Vec<T>, Vec<u8>) {
     let iter = values.into_iter();
     let (lower, _) = iter.size_hint();
     let mut out = Vec::with_capacity(lower);
-    let mut present = Vec::with_capacity(lower);
+    let mut valid = Vec::with_capacity(lower);
+    let mut nulls = false;
     for v in iter {
-        present.push(v.is_some());
+        nulls |= v.is_none();
+        valid.push(u8::from(v.is_some()));
         out.push(v.unwrap_or_default());
     }
-    (out, validity(present))
+    if !nulls {
+        valid = Vec::new();
+    }
+    (out, valid)
 }
 
 impl Column {
@@ -253,15 +294,17 @@ impl Column {
     pub fn text<S: AsRef<str>>(name: &str, values: impl IntoIterator<Item = Option<S>>) -> Self {
         let mut data = String::new();
         let mut offsets = vec![0u32];
-        let mut present = Vec::new();
+        let mut valid = Vec::new();
         for v in values {
-            present.push(v.is_some());
+            valid.push(u8::from(v.is_some()));
             if let Some(s) = v {
                 data.push_str(s.as_ref());
             }
             offsets.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
-        let valid = validity(present);
+        if valid.iter().all(|v| *v != 0) {
+            valid = Vec::new();
+        }
         Self::named(name, ColumnData::Text(TextColumn { data, offsets, valid }))
     }
 

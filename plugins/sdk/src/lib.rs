@@ -53,7 +53,7 @@ pub use bindings::crypto_etl::plugin::types::{
     ColumnInfo, ColumnType, Output as WireOutput, PluginError, PluginInfo, Rejection,
     SnapshotContext,
 };
-pub use column::{Column, Input, Output, Schema, Texts, Values};
+pub use column::{Column, Input, Numbers, Output, Schema, Texts, Values};
 pub use config::Config;
 pub use plan::Plan;
 
