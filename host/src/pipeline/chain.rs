@@ -94,7 +94,7 @@ impl serde::Serialize for RowValues {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(self.rows.columns().len()))?;
         for (name, value) in self.iter() {
-            map.serialize_entry(name, &json_value(value))?;
+            map.serialize_entry(name, &JsonValue(value))?;
         }
         map.end()
     }
@@ -419,18 +419,24 @@ fn clean_reason(reason: &str) -> String {
     if cleaned.trim().is_empty() { "(no reason given)".into() } else { cleaned }
 }
 
-/// A value as JSON (timestamps as RFC 3339 text; non-finite floats, which no column holds, as
-/// null).
-fn json_value(value: Value<'_>) -> serde_json::Value {
-    use serde_json::Value as Json;
-    match value {
-        Value::Null => Json::Null,
-        Value::Float64(v) => serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number),
-        Value::Int64(v) => Json::from(v),
-        Value::Text(v) => Json::from(v),
-        Value::Boolean(v) => Json::from(v),
-        Value::Timestamp(v) => chrono::DateTime::from_timestamp_micros(v).map_or(Json::Null, |t| {
-            Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        }),
+/// A value as the quarantine file shows it: JSON numbers, text and booleans, timestamps as
+/// RFC 3339 text, and null for NaN and infinities (which JSON cannot hold). Serialized straight
+/// from the column: seed-compat quarantines tens of thousands of rows.
+struct JsonValue<'a>(Value<'a>);
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Float64(v) if v.is_finite() => serializer.serialize_f64(v),
+            Value::Null | Value::Float64(_) => serializer.serialize_unit(),
+            Value::Int64(v) => serializer.serialize_i64(v),
+            Value::Text(v) => serializer.serialize_str(v),
+            Value::Boolean(v) => serializer.serialize_bool(v),
+            Value::Timestamp(v) => match chrono::DateTime::from_timestamp_micros(v) {
+                Some(t) => serializer
+                    .serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                None => serializer.serialize_unit(),
+            },
+        }
     }
 }
