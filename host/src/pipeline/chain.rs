@@ -199,7 +199,7 @@ impl Chain {
                 rejected.push(RejectedRow {
                     source_row: source_rows[row],
                     stage: stage_name.clone(),
-                    reason: clean_reason(&reason),
+                    reason: clean_reason(reason),
                     values,
                 });
             }
@@ -405,9 +405,15 @@ fn check_column(data: &ColumnData, rows: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn clean_reason(reason: &str) -> String {
-    let mut cleaned: String =
-        reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+/// A plugin's reason as people will read it: control characters as spaces, at most
+/// [`MAX_REASON`] bytes, and never empty.
+fn clean_reason(reason: String) -> String {
+    // Most reasons are fine as they are: rebuild only those with control characters.
+    let mut cleaned = if reason.contains(char::is_control) {
+        reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    } else {
+        reason
+    };
     if cleaned.len() > MAX_REASON {
         let mut end = MAX_REASON;
         while !cleaned.is_char_boundary(end) {
@@ -438,5 +444,20 @@ impl serde::Serialize for JsonValue<'_> {
                 None => serializer.serialize_unit(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_made_fit_to_read() {
+        let fine = String::from("`id` is null");
+        assert_eq!(clean_reason(fine.clone()), fine);
+        assert_eq!(clean_reason("two\nlines\tand\u{7}bell".into()), "two lines and bell");
+        assert_eq!(clean_reason(" \n ".into()), "(no reason given)");
+        let long = clean_reason("é".repeat(MAX_REASON));
+        assert!(long.len() <= MAX_REASON + '…'.len_utf8() && long.ends_with('…'), "{long}");
     }
 }
