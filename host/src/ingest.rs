@@ -623,11 +623,7 @@ impl Parsed {
 
 /// The first half of [`ingest`]: everything that reads `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, IngestError> {
-    let parts = if bytes.len() >= PARALLEL_FROM {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
-    } else {
-        1
-    };
+    let parts = if bytes.len() >= PARALLEL_FROM { crate::worker_threads() } else { 1 };
     parse_in_parts(bytes, parts)
 }
 
@@ -864,7 +860,7 @@ fn append_all(columns: &mut [ColumnBuilder], incoming: Vec<Builder>) -> Result<(
         }
         Ok(())
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = crate::worker_threads();
     let per_thread = columns.len().div_ceil(threads).max(1);
     let mut incoming = incoming.into_iter();
     std::thread::scope(|scope| {

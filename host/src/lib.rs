@@ -29,3 +29,11 @@ pub mod snapshot;
 pub mod stages;
 pub mod store;
 pub mod transform;
+
+/// Threads for work shared out across cores (parsing, joining, formatting): the cores this
+/// process may use, at most 8. Asked once per process, since the answer comes from the
+/// scheduler and the cgroup files.
+pub(crate) fn worker_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8))
+}

@@ -159,17 +159,13 @@ const ROWS_PER_BLOCK: usize = 4096;
 /// Rejected rows formatted by one thread at a time: each is a JSON object of every column.
 const REJECTED_PER_BLOCK: usize = 1024;
 
-fn formatting_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
-}
-
 /// The batch as CSV with a header row: floats in shortest round-trip form (`4.2e+17`),
 /// timestamps as `YYYY-MM-DDTHH:MM:SS` (UTC, as the original pipeline wrote them), nulls as
 /// empty fields.
 ///
 /// Large batches are formatted on several threads, a block of rows each, and written in order.
 pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
-    write_csv_on(batch, out, formatting_threads())
+    write_csv_on(batch, out, crate::worker_threads())
 }
 
 /// [`write_csv`] with `threads` formatting threads.
@@ -299,7 +295,7 @@ fn format_timestamp(micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
 /// One JSON object per rejected row: where it was in the raw snapshot, which stage rejected it,
 /// why, and its values at that point. Many rows are formatted on several threads, like the CSV.
 pub fn write_quarantine(rows: &[RejectedRow], out: impl Write) -> io::Result<()> {
-    write_quarantine_on(rows, out, formatting_threads())
+    write_quarantine_on(rows, out, crate::worker_threads())
 }
 
 /// [`write_quarantine`] with `threads` formatting threads.
