@@ -300,23 +300,10 @@ pub fn write_quarantine(rows: &[RejectedRow], out: impl Write) -> io::Result<()>
 
 /// [`write_quarantine`] with `threads` formatting threads.
 fn write_quarantine_on(rows: &[RejectedRow], out: impl Write, threads: usize) -> io::Result<()> {
-    #[derive(serde::Serialize)]
-    struct Record<'a> {
-        source_row: usize,
-        stage: &'a str,
-        reason: &'a str,
-        values: &'a crate::pipeline::chain::RowValues,
-    }
     let blocks = Blocks { items: rows.len(), per_block: REJECTED_PER_BLOCK, threads };
     blocks.write(out, |block, buffer| {
         for row in &rows[block] {
-            let record = Record {
-                source_row: row.source_row,
-                stage: &row.stage,
-                reason: &row.reason,
-                values: &row.values,
-            };
-            serde_json::to_writer(&mut *buffer, &record)?;
+            serde_json::to_writer(&mut *buffer, row)?;
             buffer.push(b'\n');
         }
         Ok(())

@@ -41,8 +41,9 @@ pub struct Chain {
     output: Schema,
 }
 
-/// A row set aside, with the values it had when it was rejected.
-#[derive(Debug, Clone, PartialEq)]
+/// A row set aside, with the values it had when it was rejected. Serialized, it is one line of
+/// the quarantine file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RejectedRow {
     /// Position of the coin in the raw snapshot's array.
     pub source_row: usize,
