@@ -407,7 +407,7 @@ mod tests {
                 data: ColumnData::Int64 { values: (0..rows as i64).collect(), valid: vec![] },
             }],
         );
-        let rejected: Vec<RejectedRow> = RowValues::of_rejected(&batch, &vec![true; rows])
+        let rejected: Vec<RejectedRow> = RowValues::of_dropped(&batch, &vec![false; rows])
             .into_iter()
             .enumerate()
             .map(|(row, values)| RejectedRow {

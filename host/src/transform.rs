@@ -88,12 +88,11 @@ pub fn transform(
     for rejection in &ingested.rejected {
         keep[rejection.row] = false;
     }
-    let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
     // One rejection per row, in row order, as ingest reports them.
     let mut rejected: Vec<RejectedRow> = ingested
         .rejected
         .into_iter()
-        .zip(RowValues::of_rejected(&batch, &dropped))
+        .zip(RowValues::of_dropped(&batch, &keep))
         .map(|(rejection, values)| RejectedRow {
             source_row: rejection.row,
             stage: "ingest".into(),

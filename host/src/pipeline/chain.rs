@@ -64,12 +64,14 @@ pub struct RowValues {
 }
 
 impl RowValues {
-    /// Every row of `batch` whose `rejected` entry is true, in order.
-    pub fn of_rejected(batch: &Batch, rejected: &[bool]) -> Vec<RowValues> {
-        if !rejected.contains(&true) {
+    /// Every row of `batch` whose `keep` entry is false, in order: the rows
+    /// [`Batch::filter`] with the same `keep` is about to drop.
+    pub fn of_dropped(batch: &Batch, keep: &[bool]) -> Vec<RowValues> {
+        if !keep.contains(&false) {
             return Vec::new();
         }
-        let rows = Arc::new(batch.filtered(rejected));
+        let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
+        let rows = Arc::new(batch.filtered(&dropped));
         (0..rows.rows()).map(|row| RowValues { rows: rows.clone(), row }).collect()
     }
 
@@ -191,8 +193,7 @@ impl Chain {
             for rejection in output.rejected {
                 first_reason[rejection.row].get_or_insert(rejection.reason);
             }
-            let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
-            let mut values = RowValues::of_rejected(&batch, &dropped).into_iter();
+            let mut values = RowValues::of_dropped(&batch, &keep).into_iter();
             // The rows with a reason are exactly the dropped ones, in the same order.
             for (row, reason) in first_reason.into_iter().enumerate() {
                 let Some(reason) = reason else { continue };
