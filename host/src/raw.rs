@@ -5,7 +5,7 @@
 //! transform. A read-only mapping reads it straight from the page cache instead.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::ops::Deref;
 use std::path::Path;
 
@@ -22,9 +22,12 @@ pub enum RawBytes {
 impl RawBytes {
     /// The content of the file at `path`.
     pub fn read(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() < MAP_FROM {
-            return std::fs::read(path).map(RawBytes::Owned);
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len < MAP_FROM {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes)?;
+            return Ok(RawBytes::Owned(bytes));
         }
         Self::map(&file)
     }
