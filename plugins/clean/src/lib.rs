@@ -338,40 +338,19 @@ mod tests {
     use super::*;
     use crypto_etl_plugin_sdk::bindings::crypto_etl::plugin::types as wire;
 
-    fn text(name: &str, values: &[Option<&str>]) -> wire::Column {
-        let mut data = String::new();
-        let mut offsets = vec![0];
-        for v in values {
-            data.push_str(v.unwrap_or(""));
-            offsets.push(data.len() as u32);
-        }
-        let valid = values.iter().map(|v| u8::from(v.is_some())).collect();
-        wire::Column {
-            name: name.into(),
-            data: wire::ColumnData::Text(wire::TextColumn { data, offsets, valid }),
-        }
-    }
-
-    fn float(name: &str, values: &[f64]) -> wire::Column {
-        wire::Column {
-            name: name.into(),
-            data: wire::ColumnData::Float64(wire::Float64Column {
-                values: values.to_vec(),
-                valid: vec![],
-            }),
-        }
-    }
-
     #[test]
     fn seed_compat_drops_null_and_duplicate_rows_like_pandas() {
         let batch = wire::Batch {
             row_count: 5,
             columns: vec![
-                text("id", &[Some("a"), Some("a"), Some("b"), Some("a"), Some("c")]),
-                text("name", &[Some("A"), Some("A"), Some("B"), Some("A2"), None]),
+                Column::text("id", [Some("a"), Some("a"), Some("b"), Some("a"), Some("c")]),
+                Column::text("name", [Some("A"), Some("A"), Some("B"), Some("A2"), None]),
                 // -0.0 and 0.0 are the same value to pandas.
-                float("price", &[0.0, -0.0, 1.0, 0.0, 2.0]),
-            ],
+                Column::float64("price", [0.0, -0.0, 1.0, 0.0, 2.0].map(Some)),
+            ]
+            .into_iter()
+            .map(Column::into_wire)
+            .collect(),
         };
         let context = SnapshotContext {
             fetch_time: 0,

@@ -247,22 +247,22 @@ impl<'a> Texts<'a> {
 #[derive(Debug)]
 pub struct Column(wire::Column);
 
-/// Values and their validity (empty when none is null), built in one pass.
+/// A validity buffer as the interface wants it: empty when no value is null.
+fn validity(valid: Vec<u8>) -> Vec<u8> {
+    if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid }
+}
+
+/// Values and their validity, built in one pass.
 fn split<T: Default>(values: impl IntoIterator<Item = Option<T>>) -> (Vec<T>, Vec<u8>) {
     let iter = values.into_iter();
     let (lower, _) = iter.size_hint();
     let mut out = Vec::with_capacity(lower);
     let mut valid = Vec::with_capacity(lower);
-    let mut nulls = false;
     for v in iter {
-        nulls |= v.is_none();
         valid.push(u8::from(v.is_some()));
         out.push(v.unwrap_or_default());
     }
-    if !nulls {
-        valid = Vec::new();
-    }
-    (out, valid)
+    (out, validity(valid))
 }
 
 impl Column {
@@ -302,14 +302,18 @@ impl Column {
             }
             offsets.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
-        if valid.iter().all(|v| *v != 0) {
-            valid = Vec::new();
-        }
+        let valid = validity(valid);
         Self::named(name, ColumnData::Text(TextColumn { data, offsets, valid }))
     }
 
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// The column in the interface's types (for tests that build a plugin's input).
+    #[doc(hidden)]
+    pub fn into_wire(self) -> wire::Column {
+        self.0
     }
 
     /// Its declared type.
