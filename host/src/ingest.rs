@@ -546,10 +546,11 @@ impl<'de> Visitor<'de> for Coin<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
         state.cursor = 0;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match state.column_for(&key) {
+        while let Some(found) = map.next_key_seed(Key { state: &mut *state })? {
+            match found {
                 Some(column) if state.columns[column].values.len() > state.rows => {
-                    state.issues.push(format!("field `{key}` appears twice"));
+                    let issue = format!("field `{}` appears twice", state.columns[column].name);
+                    state.issues.push(issue);
                     map.next_value::<IgnoredAny>()?;
                 }
                 Some(column) => map.next_value_seed(Cell { state: &mut *state, column })?,
@@ -560,6 +561,33 @@ impl<'de> Visitor<'de> for Coin<'_> {
         }
         state.finish_row();
         Ok(())
+    }
+}
+
+/// A coin's key, looked up as the column it names (`None`: a field skipped). The key is read
+/// where it lies in the input: deserializing it as a `String` (or a `Cow`, which serde always
+/// makes owned) would allocate for every field of every coin.
+struct Key<'s> {
+    state: &'s mut State,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.state.column_for(key))
     }
 }
 
@@ -1027,6 +1055,17 @@ mod tests {
         let ingested = parse(json).unwrap();
         assert_eq!(ingested.batch.schema().names().collect::<Vec<_>>(), vec!["id"]);
         assert!(ingested.warnings[0].contains("DROP TABLE"));
+    }
+
+    #[test]
+    fn escaped_field_names_name_the_same_column() {
+        // Keys are looked up where they lie in the input unless they hold an escape.
+        let ingested =
+            parse(br#"[{"id": "a", "symbol": "x"}, {"i\u0064": "b", "sym\u0062ol": "y"}]"#)
+                .unwrap();
+        assert_eq!(ingested.batch.schema().names().collect::<Vec<_>>(), vec!["id", "symbol"]);
+        assert_eq!(value(&ingested.batch, "id", 1), Value::Text("b"));
+        assert_eq!(value(&ingested.batch, "symbol", 1), Value::Text("y"));
     }
 
     #[test]
