@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use crate::batch::{Batch, ColumnData, Field, Schema, Value};
 use crate::names::{is_valid_column_name, is_valid_label};
 use crate::plugin::{
@@ -393,9 +395,12 @@ fn check_column(data: &ColumnData, rows: usize) -> Result<(), String> {
             }
         }
         ColumnData::Timestamp { values, .. } => {
-            if let Some(row) = (0..rows).find(|r| {
-                present(*r) && chrono::DateTime::from_timestamp_micros(values[*r]).is_none()
-            }) {
+            // The instants chrono can represent, which every later step formats through it.
+            let representable = DateTime::<Utc>::MIN_UTC.timestamp_micros()
+                ..=DateTime::<Utc>::MAX_UTC.timestamp_micros();
+            if let Some(row) =
+                (0..rows).find(|r| present(*r) && !representable.contains(&values[*r]))
+            {
                 return Err(format!(
                     "row {row} ({} µs) is not a representable instant",
                     values[row]
@@ -461,5 +466,20 @@ mod tests {
         assert_eq!(clean_reason(" \n ".into()), "(no reason given)");
         let long = clean_reason("é".repeat(MAX_REASON));
         assert!(long.len() <= MAX_REASON + '…'.len_utf8() && long.ends_with('…'), "{long}");
+    }
+
+    /// The range check accepts exactly the instants chrono can make a date of.
+    #[test]
+    fn timestamps_outside_chronos_range_are_refused() {
+        let (min, max) = (
+            DateTime::<Utc>::MIN_UTC.timestamp_micros(),
+            DateTime::<Utc>::MAX_UTC.timestamp_micros(),
+        );
+        for micros in [i64::MIN, min - 1, min, 0, max, max + 1, i64::MAX] {
+            let column = ColumnData::Timestamp { values: vec![micros], valid: vec![] };
+            let checked = check_column(&column, 1);
+            let representable = DateTime::from_timestamp_micros(micros).is_some();
+            assert_eq!(checked.is_ok(), representable, "{micros}: {checked:?}");
+        }
     }
 }
