@@ -405,6 +405,19 @@ def read_key(path, key, sep=":"):
     return None
 
 
+# Touches 256 MiB of fresh memory, one write per page, in a new process. On this project's VM
+# the cost of a first touch swings by 10x with the host's memory pressure, and everything here
+# slows with it, so the probe at the start and at the end says what kind of spell a run was in.
+PROBE = (
+    "import mmap, time; size = 256 << 20; m = mmap.mmap(-1, size); t = time.perf_counter(); "
+    "m[::4096] = bytes(size // 4096); print(round((time.perf_counter() - t) * 1000, 1))"
+)
+
+
+def memory_probe():
+    return f"{command_output([sys.executable, '-c', PROBE])} ms"
+
+
 def machine_facts(ctx):
     mem = read_key("/proc/meminfo", "MemTotal")
     mem = f"{int(mem.split()[0]) / 1024**2:.1f} GiB" if mem else "unknown"
@@ -420,6 +433,7 @@ def machine_facts(ctx):
         "memory": mem,
         "os": f"{read_key('/etc/os-release', 'PRETTY_NAME', '=') or platform.system()}, kernel {platform.release()}",
         "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "memory probe": memory_probe(),
         "rustc": command_output(["rustc", "--version"], cwd=ROOT),
         "python": versions[0] if len(versions) == 3 else " ".join(versions),
         "pandas": versions[1] if len(versions) == 3 else "?",
@@ -473,8 +487,13 @@ def main():
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr)
 
+    facts["memory probe at the end"] = memory_probe()
     print_table(rows)
     print()
+    print(
+        f"memory probe: touching 256 MiB of fresh memory took {facts['memory probe']} at the start "
+        f"and {facts['memory probe at the end']} at the end (lower is a faster spell of the machine)."
+    )
     print("speed-up: the base row's median wall / this row's (above 1 is faster than the base).")
     print("peak RSS: max resident set size of the process (rusage ru_maxrss); CPU: user + system time.")
     for note in ctx.notes:
