@@ -87,6 +87,20 @@ fn filter_values<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
     values.iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| *v).collect()
 }
 
+/// Keeps the entries of `values` whose `keep` entry is true, moved down in place.
+fn retain_rows<T>(values: &mut Vec<T>, keep: &[bool]) {
+    // `retain` visits every entry once, in order.
+    let mut keep = keep.iter();
+    values.retain(|_| keep.next().copied().unwrap_or(false));
+}
+
+fn retain_validity(valid: &mut Validity, keep: &[bool]) {
+    retain_rows(valid, keep);
+    if valid.iter().all(|v| *v != 0) {
+        *valid = Vec::new();
+    }
+}
+
 impl ColumnData {
     pub fn column_type(&self) -> ColumnType {
         match self {
@@ -150,6 +164,26 @@ impl ColumnData {
                 ColumnData::Boolean { values, .. } => values.len(),
                 ColumnData::Text { data, offsets, .. } => data.len() + offsets.len() * 4,
             }
+    }
+
+    /// Keeps the rows whose `keep` entry is true. Fixed-width values move down in place, so
+    /// dropping rows from a large batch does not allocate (and fault in) a second copy of it.
+    pub fn retain(&mut self, keep: &[bool]) {
+        match self {
+            ColumnData::Float64 { values, valid } => {
+                retain_rows(values, keep);
+                retain_validity(valid, keep);
+            }
+            ColumnData::Int64 { values, valid } | ColumnData::Timestamp { values, valid } => {
+                retain_rows(values, keep);
+                retain_validity(valid, keep);
+            }
+            ColumnData::Boolean { values, valid } => {
+                retain_rows(values, keep);
+                retain_validity(valid, keep);
+            }
+            ColumnData::Text { .. } => *self = self.filter(keep),
+        }
     }
 
     /// The rows whose `keep` entry is true.
@@ -314,10 +348,14 @@ impl Batch {
 
     /// Keeps the rows whose `keep` entry is true.
     pub fn filter(&mut self, keep: &[bool]) {
+        debug_assert_eq!(keep.len(), self.rows);
         if !keep.contains(&false) {
             return;
         }
-        *self = self.filtered(keep);
+        for column in &mut self.columns {
+            column.data.retain(keep);
+        }
+        self.rows = keep.iter().filter(|k| **k).count();
     }
 }
 
@@ -385,6 +423,27 @@ mod tests {
         assert_eq!(batch.column("name").unwrap().data, name);
         batch.restore(lent);
         assert_eq!(batch, before);
+    }
+
+    #[test]
+    fn retain_in_place_keeps_what_filter_copies() {
+        let keep = [true, false, true, true, false];
+        let columns = [
+            ColumnData::Float64 { values: vec![1.0, 2.0, 3.0, 4.0, 5.0], valid: vec![] },
+            ColumnData::Float64 {
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+                valid: vec![1, 1, 0, 1, 0],
+            },
+            ColumnData::Int64 { values: vec![1, 2, 3, 4, 5], valid: vec![1, 0, 1, 1, 0] },
+            ColumnData::Timestamp { values: vec![1, 2, 3, 4, 5], valid: vec![0, 1, 1, 1, 1] },
+            ColumnData::Boolean { values: vec![1, 0, 1, 0, 1], valid: vec![] },
+            text(&[Some("a"), None, Some("DOG•GO"), Some(""), Some("e")]),
+        ];
+        for column in columns {
+            let mut retained = column.clone();
+            retained.retain(&keep);
+            assert_eq!(retained, column.filter(&keep));
+        }
     }
 
     #[test]
