@@ -167,7 +167,7 @@ fn parse_timestamp(text: &str) -> Result<i64, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 timestamp ({e})"))
 }
 
-/// The shape CoinGecko sends, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, read without chrono's general
+/// The shape CoinGecko sends, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, scanned without chrono's general
 /// RFC 3339 parser, which was half of this plugin's work: three timestamps a coin. `None` for
 /// anything else (offsets, lower-case `t` or `z`, a space, a leap second, more than nine fraction
 /// digits, an invalid date or time), which the general parser then accepts or explains. A test
@@ -180,7 +180,7 @@ fn parse_utc(text: &[u8]) -> Option<i64> {
     if [head[4], head[7], head[10], head[13], head[16]] != *b"--T::" {
         return None;
     }
-    let mut d = [0i64; 14];
+    let mut d = [0u32; 14];
     for (value, at) in d.iter_mut().zip(DIGITS) {
         *value = digit(head[at])?;
     }
@@ -199,41 +199,16 @@ fn parse_utc(text: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
+    // chrono checks the date and time (no leap second here) and does the calendar arithmetic.
     let pair = |i: usize| d[i] * 10 + d[i + 1];
-    let (year, month, day) = (pair(0) * 100 + pair(2), pair(4), pair(6));
-    let (hour, minute, second) = (pair(8), pair(10), pair(12));
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let seconds = days_since_epoch(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(seconds * 1_000_000 + micros)
+    let date = chrono::NaiveDate::from_ymd_opt((pair(0) * 100 + pair(2)) as i32, pair(4), pair(6))?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(pair(8), pair(10), pair(12), micros)?;
+    Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
-/// Days from 1970-01-01 to a valid date of the proleptic Gregorian calendar, years 0 to 9999.
-/// Years are counted from March, so a leap day is the last day of its year, and in eras of 400
-/// years, which all have 146,097 days.
-fn days_since_epoch(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    // 719,468 days from 0000-03-01 to 1970-01-01.
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn digit(byte: u8) -> Option<i64> {
+fn digit(byte: u8) -> Option<u32> {
     let value = byte.wrapping_sub(b'0');
-    (value < 10).then_some(i64::from(value))
+    (value < 10).then_some(u32::from(value))
 }
 
 fn check_identity_and_size(
@@ -467,7 +442,11 @@ mod tests {
             "0001-01-01T00:00:00Z",
             "9999-12-31T23:59:59.999Z",
             "2024-02-29T00:00:00Z",
+            "2000-02-29T23:59:59Z",
             "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2021-00-10T00:00:00Z",
+            "2021-11-00T00:00:00Z",
             "2021-13-01T00:00:00Z",
             "2021-11-31T00:00:00Z",
             "2021-11-10T24:00:00Z",
@@ -496,26 +475,5 @@ mod tests {
             }
         }
         assert!(parse_utc(b"2021-11-10T14:24:11.849Z").is_some(), "the fast path is taken");
-    }
-
-    /// Every day of years around the edges of the calendar arithmetic, at a time of day that
-    /// moves, against chrono.
-    #[test]
-    fn fast_dates_agree_with_chrono() {
-        use chrono::Datelike;
-        let years = [0..4, 96..105, 396..405, 1896..1905, 1967..1973, 1996..2005, 2096..2105];
-        let mut checked = 0;
-        for year in years.into_iter().flatten().chain(9996..10_000) {
-            let first = chrono::NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
-            for (n, date) in first.iter_days().take_while(|d| d.year() == year).enumerate() {
-                let text =
-                    format!("{date}T{:02}:{:02}:{:02}.{:06}Z", n % 24, n % 60, n * 7 % 60, n);
-                let expected = chrono::DateTime::parse_from_rfc3339(&text).unwrap();
-                assert_eq!(parse_utc(text.as_bytes()), Some(expected.timestamp_micros()), "{text}");
-                checked += 1;
-            }
-        }
-        // 59 years, 16 of them leap years.
-        assert_eq!(checked, 59 * 365 + 16);
     }
 }
