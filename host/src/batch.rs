@@ -75,12 +75,13 @@ fn present(valid: &[u8], row: usize) -> bool {
     valid.is_empty() || valid[row] != 0
 }
 
+/// `valid` as a column keeps it: empty when no value is null.
+pub(crate) fn normalized(valid: Validity) -> Validity {
+    if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid }
+}
+
 fn filter_validity(valid: &[u8], keep: &[bool]) -> Validity {
-    if valid.is_empty() {
-        return Vec::new();
-    }
-    let kept: Vec<u8> = valid.iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| *v).collect();
-    if kept.iter().all(|v| *v != 0) { Vec::new() } else { kept }
+    normalized(filter_values(valid, keep))
 }
 
 fn filter_values<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
@@ -96,9 +97,7 @@ fn retain_rows<T>(values: &mut Vec<T>, keep: &[bool]) {
 
 fn retain_validity(valid: &mut Validity, keep: &[bool]) {
     retain_rows(valid, keep);
-    if valid.iter().all(|v| *v != 0) {
-        *valid = Vec::new();
-    }
+    *valid = normalized(std::mem::take(valid));
 }
 
 impl ColumnData {

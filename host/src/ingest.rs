@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
-use crate::batch::{Batch, Column, ColumnData};
+use crate::batch::{self, Batch, Column, ColumnData};
 use crate::names::is_valid_column_name;
 
 /// Why a response could not be read as a list of coins.
@@ -234,8 +234,6 @@ impl Builder {
     }
 
     fn into_data(self, rows: usize, name: &str) -> Result<ColumnData, IngestError> {
-        let all_valid =
-            |valid: Vec<u8>| if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid };
         Ok(match self {
             Builder::Untyped { .. } => {
                 // Null in every row: keep the column (the field exists) as text.
@@ -246,19 +244,19 @@ impl Builder {
                 }
             }
             Builder::Float64 { values, valid } => {
-                ColumnData::Float64 { values, valid: all_valid(valid) }
+                ColumnData::Float64 { values, valid: batch::normalized(valid) }
             }
             Builder::Int64 { values, valid } => {
-                ColumnData::Int64 { values, valid: all_valid(valid) }
+                ColumnData::Int64 { values, valid: batch::normalized(valid) }
             }
             Builder::Boolean { values, valid } => {
-                ColumnData::Boolean { values, valid: all_valid(valid) }
+                ColumnData::Boolean { values, valid: batch::normalized(valid) }
             }
             Builder::Text { data, offsets, valid, .. } => {
                 if u32::try_from(data.len()).is_err() {
                     return Err(IngestError::TooLarge { column: name.to_owned() });
                 }
-                ColumnData::Text { data, offsets, valid: all_valid(valid) }
+                ColumnData::Text { data, offsets, valid: batch::normalized(valid) }
             }
         })
     }
