@@ -415,7 +415,11 @@ PROBE = (
 
 
 def memory_probe():
-    return f"{command_output([sys.executable, '-c', PROBE])} ms"
+    out = command_output([sys.executable, "-c", PROBE])
+    try:
+        return f"{float(out)} ms"
+    except ValueError:
+        return f"unknown ({out})"
 
 
 def machine_facts(ctx):
