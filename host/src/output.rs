@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use chrono::{Datelike, Timelike};
 use tempfile::NamedTempFile;
 
-use crate::batch::{Batch, Value};
+use crate::batch::{Batch, ColumnData};
 use crate::pipeline::RejectedRow;
 
 /// A file that failed to write, and why.
@@ -171,9 +171,7 @@ pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
 /// [`write_csv`] with `threads` formatting threads.
 fn write_csv_on(batch: &Batch, mut out: impl Write, threads: usize) -> io::Result<()> {
     let mut header = Vec::new();
-    let mut csv = csv_writer(&mut header);
-    csv.write_record(batch.columns().iter().map(|c| c.name.as_bytes()))?;
-    drop(csv);
+    write_header(&csv_core_writer(), batch.columns().iter().map(|c| c.name.as_str()), &mut header);
     out.write_all(&header)?;
     let blocks = Blocks { items: batch.rows(), per_block: ROWS_PER_BLOCK, threads };
     blocks.write(out, |rows, buffer| format_rows(batch, rows, buffer))
@@ -236,34 +234,101 @@ impl Blocks {
     }
 }
 
-fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
-    csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out)
+/// How text fields are quoted: csv-core's rules for a writer with the defaults (`,`, `"`,
+/// quotes doubled, quoted only when necessary) and `\n` between records.
+fn csv_core_writer() -> csv_core::Writer {
+    csv_core::WriterBuilder::new().terminator(csv_core::Terminator::Any(b'\n')).build()
+}
+
+/// Appends the header record: the column names, each quoted when csv-core says it must be.
+fn write_header<'a>(
+    quoting: &csv_core::Writer,
+    names: impl IntoIterator<Item = &'a str>,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            out.push(quoting.get_delimiter());
+        }
+        push_text(quoting, name.as_bytes(), out);
+    }
+    end_record(quoting, start, out);
+}
+
+/// Appends one text field, quoted when csv-core says it must be.
+fn push_text(quoting: &csv_core::Writer, field: &[u8], out: &mut Vec<u8>) {
+    if !quoting.should_quote(field) {
+        out.extend_from_slice(field);
+        return;
+    }
+    let quote = quoting.get_quote();
+    let at = out.len();
+    // Quotes around it, and at worst every byte doubled.
+    out.resize(at + 2 * field.len() + 2, 0);
+    out[at] = quote;
+    let (_, read, written) = csv_core::quote(
+        field,
+        &mut out[at + 1..],
+        quote,
+        quoting.get_escape(),
+        quoting.get_double_quote(),
+    );
+    debug_assert_eq!(read, field.len(), "the buffer holds the worst case");
+    out[at + 1 + written] = quote;
+    out.truncate(at + written + 2);
+}
+
+/// Ends the record that began at `start` in `out`. A record with no bytes at all (one empty
+/// field) is written `""`, as csv-core does, so that it is not read back as a blank line.
+fn end_record(quoting: &csv_core::Writer, start: usize, out: &mut Vec<u8>) {
+    if out.len() == start {
+        out.extend_from_slice(&[quoting.get_quote(), quoting.get_quote()]);
+    }
+    out.push(b'\n');
 }
 
 /// Appends rows `rows` of `batch` to `out` as CSV records.
+///
+/// Each field is formatted straight into `out`: numbers, booleans and timestamps never need
+/// quotes, and text goes through [`push_text`]. This is the csv crate's own fast path for a
+/// whole record (`write_byte_record`), without building the record first. Going through
+/// `csv::Writer` one field at a time, formatting took about 30% longer.
 fn format_rows(batch: &Batch, rows: Range<usize>, out: &mut Vec<u8>) -> io::Result<()> {
-    let mut csv = csv_writer(out);
+    let quoting = csv_core_writer();
+    let delimiter = quoting.get_delimiter();
     let mut floats = zmij::Buffer::new();
     let mut ints = itoa::Buffer::new();
-    let mut time = Vec::with_capacity(19);
     for row in rows {
-        for column in batch.columns() {
-            match column.data.value(row) {
-                Value::Null => csv.write_field(b"")?,
-                Value::Float64(v) => csv.write_field(floats.format_finite(v))?,
-                Value::Int64(v) => csv.write_field(ints.format(v))?,
-                Value::Text(v) => csv.write_field(v)?,
-                Value::Boolean(v) => csv.write_field(if v { "true" } else { "false" })?,
-                Value::Timestamp(v) => {
-                    time.clear();
-                    format_timestamp(v, &mut time)?;
-                    csv.write_field(&time)?;
+        let start = out.len();
+        for (i, column) in batch.columns().iter().enumerate() {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            let valid = column.data.validity();
+            if !valid.is_empty() && valid[row] == 0 {
+                continue;
+            }
+            match &column.data {
+                ColumnData::Float64 { values, .. } => {
+                    out.extend_from_slice(floats.format_finite(values[row]).as_bytes());
+                }
+                ColumnData::Int64 { values, .. } => {
+                    out.extend_from_slice(ints.format(values[row]).as_bytes());
+                }
+                ColumnData::Timestamp { values, .. } => format_timestamp(values[row], out)?,
+                ColumnData::Boolean { values, .. } => {
+                    out.extend_from_slice(if values[row] != 0 { b"true" } else { b"false" });
+                }
+                ColumnData::Text { data, offsets, .. } => {
+                    let text = &data.as_bytes()[offsets[row] as usize..offsets[row + 1] as usize];
+                    push_text(&quoting, text, out);
                 }
             }
         }
-        csv.write_record(None::<&[u8]>)?;
+        end_record(&quoting, start, out);
     }
-    csv.flush()
+    Ok(())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a UTC instant in microseconds since the epoch.
@@ -355,6 +420,80 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "name,p,supply,n,t\n\"a,b\"\"c\",1.186e-9,4.2e+17,9223372036854775807,2021-11-10T14:24:11\n,2.0,,,1970-01-01T00:00:00\n"
         );
+    }
+
+    /// What the csv crate writes for `batch`, field by field (how this module wrote it before).
+    fn through_csv_crate(batch: &Batch) -> String {
+        use crate::batch::Value;
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        csv.write_record(batch.columns().iter().map(|c| c.name.as_bytes())).unwrap();
+        for row in 0..batch.rows() {
+            for column in batch.columns() {
+                match column.data.value(row) {
+                    Value::Null => csv.write_field("").unwrap(),
+                    Value::Text(text) => csv.write_field(text).unwrap(),
+                    Value::Int64(v) => csv.write_field(v.to_string()).unwrap(),
+                    other => panic!("not in this test: {other:?}"),
+                }
+            }
+            csv.write_record(None::<&[u8]>).unwrap();
+        }
+        String::from_utf8(csv.into_inner().unwrap()).unwrap()
+    }
+
+    fn text_column(name: &str, values: &[Option<&str>]) -> Column {
+        let mut data = String::new();
+        let mut offsets = vec![0];
+        for value in values {
+            data.push_str(value.unwrap_or_default());
+            offsets.push(data.len() as u32);
+        }
+        let valid = values.iter().map(|v| u8::from(v.is_some())).collect();
+        Column { name: name.into(), data: ColumnData::Text { data, offsets, valid } }
+    }
+
+    #[test]
+    fn text_is_quoted_exactly_as_the_csv_crate_quotes_it() {
+        let texts = [
+            Some("plain"),
+            Some("a,b"),
+            Some("say \"hi\""),
+            Some("\""),
+            Some("two\nlines"),
+            Some("carriage\rreturn"),
+            Some(""),
+            None,
+            Some(" padded "),
+            Some("#hash"),
+            Some("'single'"),
+            Some("tab\there"),
+            Some("DOG•GO ₿ 🐕"),
+            Some("\"\",\r\n"),
+        ];
+        let rows = texts.len();
+        let many = Batch::new(
+            rows,
+            vec![
+                text_column("name, \"quoted\"", &texts),
+                Column {
+                    name: "rank".into(),
+                    data: ColumnData::Int64 {
+                        values: (0..rows as i64).collect(),
+                        valid: (0..rows).map(|r| u8::from(r % 3 != 0)).collect(),
+                    },
+                },
+                text_column("last", &texts.iter().rev().copied().collect::<Vec<_>>()),
+            ],
+        );
+        // One column: an empty or null field is the whole record, which csv writes as `""`.
+        let one = Batch::new(rows, vec![text_column("only", &texts)]);
+        for batch in [many, one] {
+            let mut out = Vec::new();
+            write_csv(&batch, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), through_csv_crate(&batch));
+        }
     }
 
     #[test]
