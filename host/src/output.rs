@@ -497,6 +497,24 @@ mod tests {
     }
 
     #[test]
+    fn every_mix_of_special_characters_is_quoted_as_the_csv_crate_quotes_it() {
+        // Every text of up to four characters drawn from these, nulls among them.
+        const CHARS: [&str; 8] = ["a", ",", "\"", "\n", "\r", " ", "\t", "•"];
+        let mut texts = vec![None, Some(String::new())];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last.iter().flat_map(|t| CHARS.map(|c| format!("{t}{c}"))).collect();
+            texts.extend(last.iter().cloned().map(Some));
+        }
+        let texts: Vec<Option<&str>> = texts.iter().map(Option::as_deref).collect();
+        let batch =
+            Batch::new(texts.len(), vec![text_column("a", &texts), text_column("b", &texts)]);
+        let mut out = Vec::new();
+        write_csv_on(&batch, &mut out, 2).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), through_csv_crate(&batch));
+    }
+
+    #[test]
     fn large_batches_are_written_in_row_order() {
         let rows = ROWS_PER_BLOCK * 3 + 7;
         let mut data = String::new();
