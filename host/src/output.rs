@@ -234,10 +234,13 @@ impl Blocks {
     }
 }
 
+/// What ends a CSV record: a bare `\n`, not CRLF.
+const TERMINATOR: u8 = b'\n';
+
 /// How text fields are quoted: csv-core's rules for a writer with the defaults (`,`, `"`,
-/// quotes doubled, quoted only when necessary) and `\n` between records.
+/// quotes doubled, quoted only when necessary) and [`TERMINATOR`] between records.
 fn csv_core_writer() -> csv_core::Writer {
-    csv_core::WriterBuilder::new().terminator(csv_core::Terminator::Any(b'\n')).build()
+    csv_core::WriterBuilder::new().terminator(csv_core::Terminator::Any(TERMINATOR)).build()
 }
 
 /// Appends the header record: the column names, each quoted when csv-core says it must be.
@@ -285,7 +288,7 @@ fn end_record(quoting: &csv_core::Writer, start: usize, out: &mut Vec<u8>) {
     if out.len() == start {
         out.extend_from_slice(&[quoting.get_quote(), quoting.get_quote()]);
     }
-    out.push(b'\n');
+    out.push(TERMINATOR);
 }
 
 /// Appends rows `rows` of `batch` to `out` as CSV records.
