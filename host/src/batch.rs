@@ -308,8 +308,10 @@ impl Batch {
     }
 
     /// Moves the columns named `names` into a batch of their own, in that order, so a plugin
-    /// can read them without a copy; [`Batch::restore`] puts them back. Until then those
-    /// columns of `self` hold no values. Names `self` does not have are left out.
+    /// (or another thread) can read them without a copy; [`Batch::restore`] puts them back.
+    /// Until then those columns of `self` hold no values, keep their places, and are left
+    /// alone by [`Batch::filter`] and [`Batch::filtered`]. Names `self` does not have are left
+    /// out.
     pub fn lend<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) -> Batch {
         let mut lent = Vec::new();
         for name in names {
@@ -340,9 +342,17 @@ impl Batch {
             columns: self
                 .columns
                 .iter()
-                .map(|c| Column { name: c.name.clone(), data: c.data.filter(keep) })
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: if self.is_lent(c) { c.data.clone() } else { c.data.filter(keep) },
+                })
                 .collect(),
         }
+    }
+
+    /// Whether `column` is out on a [`Batch::lend`]: it holds no values while the batch has rows.
+    fn is_lent(&self, column: &Column) -> bool {
+        column.data.len() != self.rows
     }
 
     /// Keeps the rows whose `keep` entry is true.
@@ -351,7 +361,8 @@ impl Batch {
         if !keep.contains(&false) {
             return;
         }
-        for column in &mut self.columns {
+        let rows = self.rows;
+        for column in self.columns.iter_mut().filter(|c| c.data.len() == rows) {
             column.data.retain(keep);
         }
         self.rows = keep.iter().filter(|k| **k).count();

@@ -193,3 +193,50 @@ fn the_host_keeps_working_after_a_plugin_is_stopped() {
         assert_eq!(run.batch.rows(), 5);
     }
 }
+
+/// What runs alongside the plugins sees every row of exactly the columns no plugin touches,
+/// and the chain's result, rejected rows and their values included, is the one it gives alone.
+#[test]
+fn running_beside_the_chain_changes_nothing_it_returns() {
+    let runtime = Runtime::new(Limits::default(), Some(cache_dir())).unwrap();
+    let raw = std::fs::read(sample("coins-markets.json")).unwrap();
+    let batch = crypto_etl::ingest::ingest(&raw).unwrap().batch;
+    let context = SnapshotContext {
+        fetch_time: FetchTime::parse("2026-11-27T10-00-00Z").unwrap().micros(),
+        currency: "usd".into(),
+        market_total_cap: None,
+        market_total_volume: None,
+    };
+    let rows: Vec<usize> = (0..batch.rows()).map(|r| r + 100).collect();
+    for pipeline in ["default", "seed-compat"] {
+        let pipeline = Pipeline::resolve(pipeline).unwrap();
+        let chain = Chain::plan(pipeline.load(&runtime).unwrap(), &batch.schema()).unwrap();
+        let alone = chain.run(batch.clone(), rows.clone(), &context).unwrap();
+        let (beside, seen) = chain
+            .run_alongside(batch.clone(), rows.clone(), &context, |untouched, _| {
+                let names: Vec<String> =
+                    untouched.columns().iter().map(|c| c.name.clone()).collect();
+                let whole = untouched.columns().iter().all(|c| c.data.len() == batch.rows());
+                (names, untouched.rows(), whole)
+            })
+            .unwrap();
+        assert!(!alone.rejected.is_empty(), "the sample should lose rows to {}", pipeline.name);
+        assert_eq!(beside.batch, alone.batch);
+        assert_eq!(beside.rejected, alone.rejected);
+        assert_eq!(beside.source_rows, alone.source_rows);
+        let (names, seen_rows, whole) = seen;
+        assert_eq!((seen_rows, whole), (batch.rows(), true));
+        assert_eq!(names, chain.untouched());
+        if pipeline.name == "default" {
+            for name in ["high_24h", "ath", "circulating_supply"] {
+                assert!(names.iter().any(|n| n == name), "{name} is untouched: {names:?}");
+            }
+            for name in ["id", "market_cap", "ath_date", "image"] {
+                assert!(!names.iter().any(|n| n == name), "{name} is touched: {names:?}");
+            }
+        } else {
+            // seed-compat reads every column for its null and duplicate checks.
+            assert_eq!(names, Vec::<String>::new());
+        }
+    }
+}

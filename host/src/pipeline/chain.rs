@@ -7,11 +7,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::batch::{Batch, ColumnData, Field, Schema, Value};
+use crate::batch::{Batch, Column, ColumnData, Field, Schema, Value};
 use crate::names::{is_valid_column_name, is_valid_label};
 use crate::plugin::{
     Config, Failure, Plan, PluginError, PluginInfo, PluginOutput, SnapshotContext, TransformPlugin,
@@ -69,12 +70,38 @@ impl RowValues {
     /// Every row of `batch` whose `keep` entry is false, in order: the rows
     /// [`Batch::filter`] with the same `keep` is about to drop.
     pub fn of_dropped(batch: &Batch, keep: &[bool]) -> Vec<RowValues> {
+        Self::of_dropped_lending(batch, keep, &Batch::new(batch.rows(), Vec::new()), &[])
+    }
+
+    /// [`RowValues::of_dropped`] for a batch some of whose columns are out on a
+    /// [`Batch::lend`]: their values come from `lent`, whose row `rows[i]` is row `i` of
+    /// `batch`.
+    fn of_dropped_lending(
+        batch: &Batch,
+        keep: &[bool],
+        lent: &Batch,
+        rows: &[usize],
+    ) -> Vec<RowValues> {
         if !keep.contains(&false) {
             return Vec::new();
         }
         let dropped: Vec<bool> = keep.iter().map(|k| !k).collect();
-        let rows = Arc::new(batch.filtered(&dropped));
-        (0..rows.rows()).map(|row| RowValues { rows: rows.clone(), row }).collect()
+        let mut values = batch.filtered(&dropped);
+        if !lent.columns().is_empty() {
+            let mut dropped_lent = vec![false; lent.rows()];
+            for (row, _) in dropped.iter().enumerate().filter(|(_, d)| **d) {
+                dropped_lent[rows[row]] = true;
+            }
+            for column in lent.columns() {
+                // In its own place: `filtered` kept the lent column's.
+                values.put(Column {
+                    name: column.name.clone(),
+                    data: column.data.filter(&dropped_lent),
+                });
+            }
+        }
+        let values = Arc::new(values);
+        (0..values.rows()).map(|row| RowValues { rows: values.clone(), row }).collect()
     }
 
     /// The value of column `name`, if the row had that column.
@@ -125,6 +152,8 @@ pub struct ChainRun {
     pub source_rows: Vec<usize>,
     pub rejected: Vec<RejectedRow>,
     pub stages: Vec<StageReport>,
+    /// For each row of `batch`, its row in the batch the chain was given.
+    pub input_rows: Vec<usize>,
 }
 
 fn invalid(info: &PluginInfo, message: String) -> PluginError {
@@ -167,11 +196,75 @@ impl Chain {
     /// `source_rows[i]` is the raw-snapshot position of row `i`.
     pub fn run(
         &self,
-        mut batch: Batch,
-        mut source_rows: Vec<usize>,
+        batch: Batch,
+        source_rows: Vec<usize>,
         context: &SnapshotContext,
     ) -> Result<ChainRun, PluginError> {
         debug_assert_eq!(batch.schema(), self.input, "batch does not match the planned schema");
+        let none = Batch::new(batch.rows(), Vec::new());
+        self.run_lending(batch, source_rows, &none, context)
+    }
+
+    /// The columns of the input that no stage reads, writes or removes, in the input's order:
+    /// they come out of the chain as they went in, less the rows it drops.
+    pub fn untouched(&self) -> Vec<&str> {
+        let touched: HashSet<&str> = self
+            .stages
+            .iter()
+            .flat_map(|s| {
+                let plan = &s.plan;
+                let reads = plan.reads.iter().map(|c| c.name.as_str());
+                let writes = plan.writes.iter().map(|c| c.name.as_str());
+                reads.chain(writes).chain(plan.removes.iter().map(String::as_str))
+            })
+            .collect();
+        self.input.names().filter(|name| !touched.contains(name)).collect()
+    }
+
+    /// [`Chain::run`], while `alongside` runs on another thread with the
+    /// [untouched](Chain::untouched) columns, all rows of them: the one stretch of a
+    /// transform where a core would otherwise idle (the stages run one at a time), put to work
+    /// on columns the stages never see. Its second argument says whether the stages are done,
+    /// so that work which could as well be done later can stop then. The result is the same as
+    /// [`Chain::run`]'s.
+    pub fn run_alongside<R: Send>(
+        &self,
+        mut batch: Batch,
+        source_rows: Vec<usize>,
+        context: &SnapshotContext,
+        alongside: impl FnOnce(&Batch, &dyn Fn() -> bool) -> R + Send,
+    ) -> Result<(ChainRun, R), PluginError> {
+        debug_assert_eq!(batch.schema(), self.input, "batch does not match the planned schema");
+        let lent = batch.lend(self.untouched());
+        let done = AtomicBool::new(false);
+        let (run, beside) = std::thread::scope(|scope| {
+            let beside = scope.spawn(|| alongside(&lent, &|| done.load(Ordering::Relaxed)));
+            let run = self.run_lending(batch, source_rows, &lent, context);
+            done.store(true, Ordering::Relaxed);
+            (run, beside.join())
+        });
+        let beside = beside.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let mut run = run?;
+        let mut lent = lent;
+        let mut kept = vec![false; lent.rows()];
+        for &row in &run.input_rows {
+            kept[row] = true;
+        }
+        lent.filter(&kept);
+        run.batch.restore(lent);
+        Ok((run, beside))
+    }
+
+    /// The stages over `batch`, some of whose columns may be out on a [`Batch::lend`] to
+    /// `lent`: no stage touches those, and the rows they reject take their values from it.
+    fn run_lending(
+        &self,
+        mut batch: Batch,
+        mut source_rows: Vec<usize>,
+        lent: &Batch,
+        context: &SnapshotContext,
+    ) -> Result<ChainRun, PluginError> {
+        let mut input_rows: Vec<usize> = (0..batch.rows()).collect();
         let mut rejected = Vec::new();
         let mut reports = Vec::with_capacity(self.stages.len());
         for PlannedStage { stage, plan } in &self.stages {
@@ -195,7 +288,8 @@ impl Chain {
             for rejection in output.rejected {
                 first_reason[rejection.row].get_or_insert(rejection.reason);
             }
-            let mut values = RowValues::of_dropped(&batch, &keep).into_iter();
+            let mut values =
+                RowValues::of_dropped_lending(&batch, &keep, lent, &input_rows).into_iter();
             // The rows with a reason are exactly the dropped ones, in the same order.
             for (row, reason) in first_reason.into_iter().enumerate() {
                 let Some(reason) = reason else { continue };
@@ -219,8 +313,11 @@ impl Chain {
                 }
             }
             batch.filter(&keep);
-            source_rows =
-                source_rows.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+            let kept = |rows: Vec<usize>| -> Vec<usize> {
+                rows.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect()
+            };
+            source_rows = kept(source_rows);
+            input_rows = kept(input_rows);
             reports.push(StageReport {
                 plugin: info.name.clone(),
                 version: info.version.clone(),
@@ -231,7 +328,7 @@ impl Chain {
                 peak_memory: stage.plugin.peak_memory(),
             });
         }
-        Ok(ChainRun { batch, source_rows, rejected, stages: reports })
+        Ok(ChainRun { batch, source_rows, rejected, stages: reports, input_rows })
     }
 }
 
