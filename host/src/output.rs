@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use chrono::{Datelike, Timelike};
 use tempfile::NamedTempFile;
 
-use crate::batch::{Batch, ColumnData};
+use crate::batch::{Batch, Column, ColumnData, Schema};
 use crate::pipeline::RejectedRow;
 
 /// A file that failed to write, and why.
@@ -165,16 +165,33 @@ const REJECTED_PER_BLOCK: usize = 1024;
 ///
 /// Large batches are formatted on several threads, a block of rows each, and written in order.
 pub fn write_csv(batch: &Batch, out: impl Write) -> io::Result<()> {
-    write_csv_on(batch, out, crate::worker_threads())
+    write_csv_with(batch, None, out)
 }
 
-/// [`write_csv`] with `threads` formatting threads.
-fn write_csv_on(batch: &Batch, mut out: impl Write, threads: usize) -> io::Result<()> {
+/// [`write_csv`], taking what it can from fields formatted ahead.
+pub fn write_csv_with(
+    batch: &Batch,
+    ahead: Option<&FormattedAhead>,
+    out: impl Write,
+) -> io::Result<()> {
+    write_csv_on(batch, ahead, out, crate::worker_threads())
+}
+
+/// [`write_csv_with`] with `threads` formatting threads.
+fn write_csv_on(
+    batch: &Batch,
+    ahead: Option<&FormattedAhead>,
+    mut out: impl Write,
+    threads: usize,
+) -> io::Result<()> {
+    if let Some(ahead) = ahead {
+        debug_assert_eq!(ahead.rows.len(), batch.rows(), "formatted ahead for other rows");
+    }
     let mut header = Vec::new();
     write_header(&csv_core_writer(), batch.columns().iter().map(|c| c.name.as_str()), &mut header);
     out.write_all(&header)?;
     let blocks = Blocks { items: batch.rows(), per_block: ROWS_PER_BLOCK, threads };
-    blocks.write(out, |rows, buffer| format_rows(batch, rows, buffer))
+    blocks.write(out, |rows, buffer| format_rows(batch, ahead, rows, buffer))
 }
 
 /// Items `0..items` formatted in blocks of `per_block` on `threads` threads.
@@ -291,47 +308,205 @@ fn end_record(quoting: &csv_core::Writer, start: usize, out: &mut Vec<u8>) {
     out.push(TERMINATOR);
 }
 
-/// Appends rows `rows` of `batch` to `out` as CSV records.
-///
-/// Each field is formatted straight into `out`: numbers, booleans and timestamps never need
-/// quotes, and text goes through [`push_text`]. This is the csv crate's own fast path for a
-/// whole record (`write_byte_record`), without building the record first. Going through
-/// `csv::Writer` one field at a time, formatting took about 30% longer.
-fn format_rows(batch: &Batch, rows: Range<usize>, out: &mut Vec<u8>) -> io::Result<()> {
-    let quoting = csv_core_writer();
-    let delimiter = quoting.get_delimiter();
-    let mut floats = zmij::Buffer::new();
-    let mut ints = itoa::Buffer::new();
+/// Formats CSV fields: the quoting rules and the number formatters' buffers.
+struct Fields {
+    quoting: csv_core::Writer,
+    floats: zmij::Buffer,
+    ints: itoa::Buffer,
+}
+
+impl Fields {
+    fn new() -> Self {
+        Self { quoting: csv_core_writer(), floats: zmij::Buffer::new(), ints: itoa::Buffer::new() }
+    }
+
+    /// Appends the field of `row` in `column` (nothing for a null).
+    ///
+    /// Each field is formatted straight into `out`: numbers, booleans and timestamps never
+    /// need quotes, and text goes through [`push_text`]. This is the csv crate's own fast
+    /// path for a whole record (`write_byte_record`), without building the record first.
+    /// Going through `csv::Writer` one field at a time, formatting took about 30% longer.
+    fn push(&mut self, column: &ColumnData, row: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let valid = column.validity();
+        if !valid.is_empty() && valid[row] == 0 {
+            return Ok(());
+        }
+        match column {
+            ColumnData::Float64 { values, .. } => {
+                out.extend_from_slice(self.floats.format_finite(values[row]).as_bytes());
+            }
+            ColumnData::Int64 { values, .. } => {
+                out.extend_from_slice(self.ints.format(values[row]).as_bytes());
+            }
+            ColumnData::Timestamp { values, .. } => format_timestamp(values[row], out)?,
+            ColumnData::Boolean { values, .. } => {
+                out.extend_from_slice(if values[row] != 0 { b"true" } else { b"false" });
+            }
+            ColumnData::Text { data, offsets, .. } => {
+                let text = &data.as_bytes()[offsets[row] as usize..offsets[row + 1] as usize];
+                push_text(&self.quoting, text, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends rows `rows` of `batch` to `out` as CSV records, taking the fields of the runs
+/// in `ahead` from there where they were formatted.
+fn format_rows(
+    batch: &Batch,
+    ahead: Option<&FormattedAhead>,
+    rows: Range<usize>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut fields = Fields::new();
+    let delimiter = fields.quoting.get_delimiter();
+    let parts = Part::of(batch, ahead);
     for row in rows {
         let start = out.len();
-        for (i, column) in batch.columns().iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
             if i > 0 {
                 out.push(delimiter);
             }
-            let valid = column.data.validity();
-            if !valid.is_empty() && valid[row] == 0 {
-                continue;
+            match part {
+                Part::Column(column) => fields.push(column, row, out)?,
+                Part::Ahead { run, ahead, columns } => match ahead.rows[row] {
+                    at if at < ahead.formatted => out.extend_from_slice(run.fields(at)),
+                    _ => {
+                        for (j, column) in columns.iter().enumerate() {
+                            if j > 0 {
+                                out.push(delimiter);
+                            }
+                            fields.push(column, row, out)?;
+                        }
+                    }
+                },
             }
-            match &column.data {
-                ColumnData::Float64 { values, .. } => {
-                    out.extend_from_slice(floats.format_finite(values[row]).as_bytes());
+        }
+        end_record(&fields.quoting, start, out);
+    }
+    Ok(())
+}
+
+/// What a CSV record is made of, left to right.
+enum Part<'a> {
+    /// One field, formatted now.
+    Column(&'a ColumnData),
+    /// Consecutive fields formatted ahead, or (for rows past what was) formatted now from
+    /// `columns`.
+    Ahead { run: &'a AheadRun, ahead: &'a FormattedAhead, columns: Vec<&'a ColumnData> },
+}
+
+impl<'a> Part<'a> {
+    fn of(batch: &'a Batch, ahead: Option<&'a FormattedAhead>) -> Vec<Part<'a>> {
+        let columns = batch.columns();
+        let mut parts = Vec::with_capacity(columns.len());
+        let mut at = 0;
+        while at < columns.len() {
+            let names = || columns[at..].iter().map(|c| c.name.as_str());
+            let run = ahead.and_then(|ahead| {
+                let run = ahead.runs.iter().find(|run| {
+                    run.names.len() <= columns.len() - at
+                        && names().zip(&run.names).all(|(a, b)| a == b)
+                })?;
+                Some((run, ahead))
+            });
+            match run {
+                Some((run, ahead)) => {
+                    let next = at + run.names.len();
+                    let columns = columns[at..next].iter().map(|c| &c.data).collect();
+                    parts.push(Part::Ahead { run, ahead, columns });
+                    at = next;
                 }
-                ColumnData::Int64 { values, .. } => {
-                    out.extend_from_slice(ints.format(values[row]).as_bytes());
-                }
-                ColumnData::Timestamp { values, .. } => format_timestamp(values[row], out)?,
-                ColumnData::Boolean { values, .. } => {
-                    out.extend_from_slice(if values[row] != 0 { b"true" } else { b"false" });
-                }
-                ColumnData::Text { data, offsets, .. } => {
-                    let text = &data.as_bytes()[offsets[row] as usize..offsets[row + 1] as usize];
-                    push_text(&quoting, text, out);
+                None => {
+                    parts.push(Part::Column(&columns[at].data));
+                    at += 1;
                 }
             }
         }
-        end_record(&quoting, start, out);
+        parts
     }
-    Ok(())
+}
+
+/// CSV fields formatted ahead of the rest of the file, while the plugin chain runs: runs of
+/// consecutive columns that no stage touches. Stitched into the records by
+/// [`write_csv_with`], which skips the rows the chain dropped and formats the rows it did not
+/// get to.
+#[derive(Debug)]
+pub struct FormattedAhead {
+    runs: Vec<AheadRun>,
+    /// Rows `0..formatted` of the columns are formatted.
+    formatted: usize,
+    /// For each row of the batch being written, its row in the columns formatted.
+    rows: Vec<usize>,
+}
+
+/// Consecutive columns' fields, delimited, row after row.
+#[derive(Debug)]
+struct AheadRun {
+    names: Vec<String>,
+    text: Vec<u8>,
+    /// Where each row's fields end in `text`.
+    ends: Vec<usize>,
+}
+
+impl AheadRun {
+    fn fields(&self, row: usize) -> &[u8] {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.text[start..self.ends[row]]
+    }
+}
+
+impl FormattedAhead {
+    /// Formats `columns`, taken in runs that are consecutive in `schema`, a block of rows at
+    /// a time until `enough` says to stop (the rows not formatted by then are formatted with
+    /// the rest of the file, so that no core waits for this).
+    pub fn format(schema: &Schema, columns: &Batch, enough: impl Fn() -> bool) -> io::Result<Self> {
+        let mut runs: Vec<Vec<&Column>> = Vec::new();
+        let mut previous_ahead = false;
+        for name in schema.names() {
+            let column = columns.column(name);
+            if let Some(column) = column {
+                match runs.last_mut() {
+                    Some(run) if previous_ahead => run.push(column),
+                    _ => runs.push(vec![column]),
+                }
+            }
+            previous_ahead = column.is_some();
+        }
+        let mut fields = Fields::new();
+        let delimiter = fields.quoting.get_delimiter();
+        let mut ahead: Vec<AheadRun> = runs
+            .iter()
+            .map(|run| AheadRun {
+                names: run.iter().map(|c| c.name.clone()).collect(),
+                text: Vec::new(),
+                ends: Vec::with_capacity(columns.rows()),
+            })
+            .collect();
+        let mut formatted = 0;
+        while formatted < columns.rows() && !enough() {
+            let block = formatted..(formatted + ROWS_PER_BLOCK).min(columns.rows());
+            for (run, out) in runs.iter().zip(&mut ahead) {
+                for row in block.clone() {
+                    for (i, column) in run.iter().enumerate() {
+                        if i > 0 {
+                            out.text.push(delimiter);
+                        }
+                        fields.push(&column.data, row, &mut out.text)?;
+                    }
+                    out.ends.push(out.text.len());
+                }
+            }
+            formatted = block.end;
+        }
+        Ok(Self { runs: ahead, formatted, rows: (0..columns.rows()).collect() })
+    }
+
+    /// For a batch whose row `i` is row `rows[i]` of the columns formatted.
+    pub fn for_rows(self, rows: Vec<usize>) -> Self {
+        Self { rows, ..self }
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a UTC instant in microseconds since the epoch.
@@ -513,8 +688,107 @@ mod tests {
         let batch =
             Batch::new(texts.len(), vec![text_column("a", &texts), text_column("b", &texts)]);
         let mut out = Vec::new();
-        write_csv_on(&batch, &mut out, 2).unwrap();
+        write_csv_on(&batch, None, &mut out, 2).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), through_csv_crate(&batch));
+    }
+
+    /// A batch of every type, with nulls and text that needs quotes, `rows` rows long.
+    fn mixed_batch(rows: usize) -> Batch {
+        let valid = |every: usize| (0..rows).map(|r| u8::from(r % every != 0)).collect();
+        let mut data = String::new();
+        let mut offsets = vec![0];
+        for row in 0..rows {
+            data.push_str(["plain", "a, b", "say \"hi\"", "", "line\nbreak"][row % 5]);
+            offsets.push(data.len() as u32);
+        }
+        let column = |name: &str, data| Column { name: name.into(), data };
+        Batch::new(
+            rows,
+            vec![
+                column(
+                    "f",
+                    ColumnData::Float64 {
+                        values: (0..rows).map(|r| r as f64 * 1.5e15).collect(),
+                        valid: valid(3),
+                    },
+                ),
+                column(
+                    "i",
+                    ColumnData::Int64 {
+                        values: (0..rows as i64).map(|r| -r).collect(),
+                        valid: vec![],
+                    },
+                ),
+                column("s", ColumnData::Text { data, offsets, valid: valid(7) }),
+                column(
+                    "b",
+                    ColumnData::Boolean {
+                        values: (0..rows).map(|r| (r % 2) as u8).collect(),
+                        valid: valid(4),
+                    },
+                ),
+                column(
+                    "t",
+                    ColumnData::Timestamp {
+                        values: (0..rows as i64).map(|r| r * 86_400_000_123).collect(),
+                        valid: valid(5),
+                    },
+                ),
+            ],
+        )
+    }
+
+    /// Fields formatted ahead, for runs at the start, in the middle and at the end of a
+    /// record, make exactly the CSV that formatting them with the rest makes, also when rows
+    /// were dropped after they were formatted.
+    #[test]
+    fn fields_formatted_ahead_are_stitched_into_the_same_csv() {
+        let rows = ROWS_PER_BLOCK * 2 + 11;
+        let full = mixed_batch(rows);
+        let kept: Vec<usize> = (0..rows).filter(|r| r % 3 != 1).collect();
+        let mut keep = vec![false; rows];
+        for &row in &kept {
+            keep[row] = true;
+        }
+        let expected_batch = full.filtered(&keep);
+        let expected = |threads| {
+            let mut out = Vec::new();
+            write_csv_on(&expected_batch, None, &mut out, threads).unwrap();
+            out
+        };
+        for ahead_of in [&["f", "i"][..], &["i", "s", "b"], &["b", "t"], &["f", "s", "t"], &[]] {
+            let mut batch = full.clone();
+            let lent = batch.lend(ahead_of.iter().copied());
+            // All rows formatted ahead, and only the first block of them.
+            let all = FormattedAhead::format(&full.schema(), &lent, || false).unwrap();
+            assert_eq!(all.runs.iter().map(|r| r.names.len()).sum::<usize>(), ahead_of.len());
+            assert_eq!(all.formatted, rows);
+            let asked = std::cell::Cell::new(0);
+            let first_block = FormattedAhead::format(&full.schema(), &lent, || {
+                asked.set(asked.get() + 1);
+                asked.get() > 1
+            })
+            .unwrap();
+            assert_eq!(first_block.formatted, ROWS_PER_BLOCK.min(rows));
+            batch.filter(&keep);
+            let mut lent = lent;
+            lent.filter(&keep);
+            batch.restore(lent);
+            assert_eq!(batch, expected_batch);
+            for ahead in [all, first_block] {
+                let ahead = ahead.for_rows(kept.clone());
+                for threads in [1, 2] {
+                    let mut out = Vec::new();
+                    write_csv_on(&batch, Some(&ahead), &mut out, threads).unwrap();
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        String::from_utf8(expected(threads)).unwrap(),
+                        "formatted ahead: {ahead_of:?}, {} rows of them",
+                        ahead.formatted
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -543,7 +817,7 @@ mod tests {
             ],
         );
         let mut out = Vec::new();
-        write_csv_on(&batch, &mut out, 3).unwrap();
+        write_csv_on(&batch, None, &mut out, 3).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), rows + 1);
