@@ -344,15 +344,10 @@ impl Batch {
                 .iter()
                 .map(|c| Column {
                     name: c.name.clone(),
-                    data: if self.is_lent(c) { c.data.clone() } else { c.data.filter(keep) },
+                    data: if is_lent(c, self.rows) { c.data.clone() } else { c.data.filter(keep) },
                 })
                 .collect(),
         }
-    }
-
-    /// Whether `column` is out on a [`Batch::lend`]: it holds no values while the batch has rows.
-    fn is_lent(&self, column: &Column) -> bool {
-        column.data.len() != self.rows
     }
 
     /// Keeps the rows whose `keep` entry is true.
@@ -362,11 +357,17 @@ impl Batch {
             return;
         }
         let rows = self.rows;
-        for column in self.columns.iter_mut().filter(|c| c.data.len() == rows) {
+        for column in self.columns.iter_mut().filter(|c| !is_lent(c, rows)) {
             column.data.retain(keep);
         }
         self.rows = keep.iter().filter(|k| **k).count();
     }
+}
+
+/// Whether `column` of a batch of `rows` rows is out on a [`Batch::lend`]: it holds no values
+/// while the batch has rows.
+fn is_lent(column: &Column, rows: usize) -> bool {
+    column.data.len() != rows
 }
 
 #[cfg(test)]

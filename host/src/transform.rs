@@ -58,10 +58,10 @@ pub struct Transformed {
     pub plans: Vec<Plan>,
     pub rows_in: usize,
     pub warnings: Vec<String>,
-    /// CSV fields of the columns no plugin touches, formatted while the plugins ran: pass
-    /// to [`output::write_csv_with`]. `None` when formatting them failed (writing the CSV
-    /// then says why).
-    pub formatted_ahead: Option<FormattedAhead>,
+    /// CSV fields of the columns no plugin touches, formatted while the plugins ran, for
+    /// [`Transformed::write_csv`]. `None` when formatting them failed (writing the CSV then
+    /// says why).
+    formatted_ahead: Option<FormattedAhead>,
 }
 
 /// Runs ingest and the pipeline over a raw response, in memory.
@@ -161,6 +161,11 @@ fn describe(chain: &Chain) -> Vec<ColumnSpec> {
 }
 
 impl Transformed {
+    /// The batch as CSV ([`output::write_csv`]), with the fields formatted ahead.
+    pub fn write_csv(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        output::write_csv_with(&self.batch, self.formatted_ahead.as_ref(), out)
+    }
+
     /// The schema file that goes with this output.
     pub fn schema(
         &self,
@@ -246,10 +251,7 @@ pub async fn transform_stored(
         output::write_quarantine(&done.rejected, &mut quarantine).map(|()| quarantine),
     )?;
     let mut csv = Vec::new();
-    let csv = in_memory(
-        "csv",
-        output::write_csv_with(&done.batch, done.formatted_ahead.as_ref(), &mut csv).map(|()| csv),
-    )?;
+    let csv = in_memory("csv", done.write_csv(&mut csv).map(|()| csv))?;
     let schema_json = serde_json::to_vec_pretty(&schema).unwrap_or_default();
     store.put(&keys.quarantine, quarantine, "application/x-ndjson").await?;
     store.put(&keys.schema, schema_json, "application/json").await?;
@@ -327,9 +329,7 @@ pub fn transform_file(runtime: &Runtime, request: &FileRequest) -> Result<Report
     staged.write(&output::schema_path(&request.output), |w| {
         serde_json::to_writer_pretty(&mut *w, &schema).map_err(std::io::Error::other)
     })?;
-    staged.write(&request.output, |w| {
-        output::write_csv_with(&done.batch, done.formatted_ahead.as_ref(), w)
-    })?;
+    staged.write(&request.output, |w| done.write_csv(w))?;
     staged.commit()?;
     tracing::debug!(elapsed = ?started.elapsed(), "outputs written");
     Ok(Report {
