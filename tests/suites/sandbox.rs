@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crypto_etl::batch::Batch;
 use crypto_etl::pipeline::{Chain, Pipeline, Stage};
 use crypto_etl::plugin::{Limits, Runtime, SnapshotContext, TransformPlugin};
 use crypto_etl::snapshot::FetchTime;
@@ -161,13 +162,8 @@ fn the_example_plugin_adds_its_column_after_the_defaults() {
     assert_eq!(stale["price_range_24h_percentage"], "");
 }
 
-#[test]
-fn the_host_keeps_working_after_a_plugin_is_stopped() {
-    let runtime = Runtime::new(
-        Limits { deadline: std::time::Duration::from_millis(200), ..Limits::default() },
-        Some(cache_dir()),
-    )
-    .unwrap();
+/// The sample snapshot as a batch, and a context for it.
+fn sample_batch() -> (Batch, SnapshotContext) {
     let raw = std::fs::read(sample("coins-markets.json")).unwrap();
     let batch = crypto_etl::ingest::ingest(&raw).unwrap().batch;
     let context = SnapshotContext {
@@ -176,6 +172,17 @@ fn the_host_keeps_working_after_a_plugin_is_stopped() {
         market_total_cap: None,
         market_total_volume: None,
     };
+    (batch, context)
+}
+
+#[test]
+fn the_host_keeps_working_after_a_plugin_is_stopped() {
+    let runtime = Runtime::new(
+        Limits { deadline: std::time::Duration::from_millis(200), ..Limits::default() },
+        Some(cache_dir()),
+    )
+    .unwrap();
+    let (batch, context) = sample_batch();
     let wasm = std::fs::read(plugins::MISBEHAVE).unwrap();
     let spinner = runtime.load(&wasm, "misbehave.wasm").unwrap();
     assert_eq!(spinner.info().name, "misbehave");
@@ -199,14 +206,7 @@ fn the_host_keeps_working_after_a_plugin_is_stopped() {
 #[test]
 fn running_beside_the_chain_changes_nothing_it_returns() {
     let runtime = Runtime::new(Limits::default(), Some(cache_dir())).unwrap();
-    let raw = std::fs::read(sample("coins-markets.json")).unwrap();
-    let batch = crypto_etl::ingest::ingest(&raw).unwrap().batch;
-    let context = SnapshotContext {
-        fetch_time: FetchTime::parse("2026-11-27T10-00-00Z").unwrap().micros(),
-        currency: "usd".into(),
-        market_total_cap: None,
-        market_total_volume: None,
-    };
+    let (batch, context) = sample_batch();
     let rows: Vec<usize> = (0..batch.rows()).map(|r| r + 100).collect();
     for pipeline in ["default", "seed-compat"] {
         let pipeline = Pipeline::resolve(pipeline).unwrap();
