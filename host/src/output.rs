@@ -349,6 +349,22 @@ impl Fields {
         }
         Ok(())
     }
+
+    /// Appends the fields of `row` in consecutive `columns`, delimited.
+    fn push_run<'c>(
+        &mut self,
+        columns: impl IntoIterator<Item = &'c ColumnData>,
+        row: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        for (i, column) in columns.into_iter().enumerate() {
+            if i > 0 {
+                out.push(self.quoting.get_delimiter());
+            }
+            self.push(column, row, out)?;
+        }
+        Ok(())
+    }
 }
 
 /// Appends rows `rows` of `batch` to `out` as CSV records, taking the fields of the runs
@@ -372,14 +388,7 @@ fn format_rows(
                 Part::Column(column) => fields.push(column, row, out)?,
                 Part::Ahead { run, ahead, columns } => match ahead.rows[row] {
                     at if at < ahead.formatted => out.extend_from_slice(run.fields(at)),
-                    _ => {
-                        for (j, column) in columns.iter().enumerate() {
-                            if j > 0 {
-                                out.push(delimiter);
-                            }
-                            fields.push(column, row, out)?;
-                        }
-                    }
+                    _ => fields.push_run(columns.iter().copied(), row, out)?,
                 },
             }
         }
@@ -403,13 +412,12 @@ impl<'a> Part<'a> {
         let mut parts = Vec::with_capacity(columns.len());
         let mut at = 0;
         while at < columns.len() {
-            let names = || columns[at..].iter().map(|c| c.name.as_str());
             let run = ahead.and_then(|ahead| {
-                let run = ahead.runs.iter().find(|run| {
-                    run.names.len() <= columns.len() - at
-                        && names().zip(&run.names).all(|(a, b)| a == b)
-                })?;
-                Some((run, ahead))
+                let here = |run: &&AheadRun| {
+                    let names = columns[at..].iter().map(|c| &c.name).take(run.names.len());
+                    names.eq(&run.names)
+                };
+                Some((ahead.runs.iter().find(here)?, ahead))
             });
             match run {
                 Some((run, ahead)) => {
@@ -475,7 +483,6 @@ impl FormattedAhead {
             previous_ahead = column.is_some();
         }
         let mut fields = Fields::new();
-        let delimiter = fields.quoting.get_delimiter();
         let mut ahead: Vec<AheadRun> = runs
             .iter()
             .map(|run| AheadRun {
@@ -489,12 +496,7 @@ impl FormattedAhead {
             let block = formatted..(formatted + ROWS_PER_BLOCK).min(columns.rows());
             for (run, out) in runs.iter().zip(&mut ahead) {
                 for row in block.clone() {
-                    for (i, column) in run.iter().enumerate() {
-                        if i > 0 {
-                            out.text.push(delimiter);
-                        }
-                        fields.push(&column.data, row, &mut out.text)?;
-                    }
+                    fields.push_run(run.iter().map(|c| &c.data), row, &mut out.text)?;
                     out.ends.push(out.text.len());
                 }
             }
@@ -751,11 +753,9 @@ mod tests {
             keep[row] = true;
         }
         let expected_batch = full.filtered(&keep);
-        let expected = |threads| {
-            let mut out = Vec::new();
-            write_csv_on(&expected_batch, None, &mut out, threads).unwrap();
-            out
-        };
+        let mut expected = Vec::new();
+        write_csv_on(&expected_batch, None, &mut expected, 1).unwrap();
+        let expected = String::from_utf8(expected).unwrap();
         for ahead_of in [&["f", "i"][..], &["i", "s", "b"], &["b", "t"], &["f", "s", "t"], &[]] {
             let mut batch = full.clone();
             let lent = batch.lend(ahead_of.iter().copied());
@@ -777,12 +777,18 @@ mod tests {
             assert_eq!(batch, expected_batch);
             for ahead in [all, first_block] {
                 let ahead = ahead.for_rows(kept.clone());
+                // Every run is taken from what was formatted ahead, none formatted again.
+                let taken = Part::of(&batch, Some(&ahead))
+                    .iter()
+                    .filter(|part| matches!(part, Part::Ahead { .. }))
+                    .count();
+                assert_eq!(taken, ahead.runs.len(), "formatted ahead: {ahead_of:?}");
                 for threads in [1, 2] {
                     let mut out = Vec::new();
                     write_csv_on(&batch, Some(&ahead), &mut out, threads).unwrap();
                     assert_eq!(
                         String::from_utf8(out).unwrap(),
-                        String::from_utf8(expected(threads)).unwrap(),
+                        expected,
                         "formatted ahead: {ahead_of:?}, {} rows of them",
                         ahead.formatted
                     );
