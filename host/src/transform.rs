@@ -107,11 +107,11 @@ pub fn transform(
     batch.filter(&keep);
     let source_rows: Vec<usize> = (0..rows_in).filter(|r| keep[*r]).collect();
 
-    let chain = Chain::plan(stages, &batch.schema())?;
+    let schema = batch.schema();
+    let chain = Chain::plan(stages, &schema)?;
     let columns = describe(&chain);
     let plans = chain.plans().map(|(_, plan)| plan.clone()).collect();
     let started = std::time::Instant::now();
-    let schema = batch.schema();
     // The plugins run one at a time; meanwhile another core formats the columns they never
     // see, which are about half the work of writing the CSV, until the plugins are done.
     let (mut run, ahead) =
