@@ -162,6 +162,7 @@ impl<'a, T: Copy> Values<'a, T> {
     }
 
     /// The value of row `row`, `None` when null.
+    #[inline]
     pub fn get(&self, row: usize) -> Option<T> {
         if self.valid.is_empty() || self.valid[row] != 0 { Some(self.values[row]) } else { None }
     }
@@ -199,6 +200,7 @@ impl<'a> Numbers<'a> {
     }
 
     /// The value of row `row`, `None` when null.
+    #[inline]
     pub fn get(&self, row: usize) -> Option<f64> {
         match self {
             Numbers::Float(v) => v.get(row),
@@ -228,6 +230,7 @@ impl<'a> Texts<'a> {
     }
 
     /// The value of row `row`, `None` when null.
+    #[inline]
     pub fn get(&self, row: usize) -> Option<&'a str> {
         let c = self.column;
         if !c.valid.is_empty() && c.valid[row] == 0 {
