@@ -15,10 +15,12 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::OnceLock;
 
 use crypto_etl_plugin_sdk::prelude::*;
 use crypto_etl_plugin_sdk::{Texts, Values};
+use foldhash::SharedSeed;
 use rustc_hash::{FxBuildHasher, FxHasher};
 
 /// Text columns that hold RFC 3339 instants and become timestamps.
@@ -206,6 +208,12 @@ fn parse_utc(text: &[u8]) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
+/// Whether `text` is empty or only white space (what `trim().is_empty()` says, without
+/// scanning from both ends).
+fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
+}
+
 fn digit(byte: u8) -> Option<u32> {
     let value = byte.wrapping_sub(b'0');
     (value < 10).then_some(u32::from(value))
@@ -220,7 +228,7 @@ fn check_identity_and_size(
         for (row, value) in input.text(name)?.iter().enumerate() {
             match value {
                 None => reject(output, row, format!("`{name}` is null")),
-                Some(v) if v.trim().is_empty() => reject(output, row, format!("`{name}` is empty")),
+                Some(v) if is_blank(v) => reject(output, row, format!("`{name}` is empty")),
                 Some(_) => {}
             }
         }
@@ -250,10 +258,11 @@ fn drop_duplicate_ids(
     let ids = input.text("id")?;
     let ranks = input.int64("market_cap_rank").ok();
     let rank = |row: usize| ranks.and_then(|r| r.get(row)).unwrap_or(i64::MAX);
-    let mut best: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    let mut best: HashMap<&str, usize, _> =
+        HashMap::with_capacity_and_hasher(ids.len(), id_hasher());
     let mut losers = Vec::new();
     for (row, id) in ids.iter().enumerate() {
-        let Some(id) = id.filter(|id| !id.trim().is_empty()) else { continue };
+        let Some(id) = id.filter(|id| !is_blank(id)) else { continue };
         match best.entry(id) {
             Entry::Vacant(slot) => {
                 slot.insert(row);
@@ -278,6 +287,17 @@ fn drop_duplicate_ids(
         reject(output, row, reason);
     }
     Ok(())
+}
+
+/// The hasher for ids: foldhash, several times faster than std's SipHash as WebAssembly, keyed
+/// from the system's random source (WASI's, in the sandbox) so that ids crafted to collide cannot
+/// be prepared in advance. foldhash's own seeding leans on address randomisation, which a
+/// WebAssembly instance does not have.
+fn id_hasher() -> foldhash::quality::SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let random = || std::hash::RandomState::new().build_hasher().finish();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random()));
+    foldhash::quality::SeedableRandomState::with_seed(random(), shared)
 }
 
 /// One column, read for the null and whole-row duplicate checks.
@@ -414,6 +434,49 @@ mod tests {
             vec![
                 (1, "seed-compat drops duplicate rows; same values as row 0"),
                 (4, "seed-compat drops any row with a null; null in: name"),
+            ]
+        );
+    }
+
+    /// Blank means white space of any kind, as `trim` sees it; of duplicate ids the best rank
+    /// wins wherever it comes, and a missing rank counts as worst.
+    #[test]
+    fn default_rejects_blank_identity_and_keeps_the_best_ranked_duplicate() {
+        let ids = ["btc", "eth", "btc", "\u{3000}\t", "eth", "doge", "btc"];
+        let ranks = [Some(5), None, Some(1), Some(9), Some(2), Some(3), Some(1)];
+        let batch = wire::Batch {
+            row_count: ids.len() as u32,
+            columns: vec![
+                Column::text("id", ids.map(Some)),
+                Column::text("symbol", ids.map(|_| Some("s"))),
+                Column::text("name", ids.map(|_| Some(" x "))),
+                Column::float64("current_price", ids.map(|_| Some(1.0))),
+                Column::float64("market_cap", ids.map(|_| Some(1.0))),
+                Column::float64("total_volume", ids.map(|_| Some(1.0))),
+                Column::int64("market_cap_rank", ranks),
+            ]
+            .into_iter()
+            .map(Column::into_wire)
+            .collect(),
+        };
+        let context = SnapshotContext {
+            fetch_time: 0,
+            currency: "usd".into(),
+            market_total_cap: None,
+            market_total_volume: None,
+        };
+        let input = Input::new(Config::new(Vec::new()), batch, context);
+        let output = Clean::transform(&input).unwrap().into_wire();
+        let mut rejected: Vec<(u32, &str)> =
+            output.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
+        rejected.sort();
+        assert_eq!(
+            rejected,
+            vec![
+                (0, "duplicate id `btc`: the row with market_cap_rank 1 is kept"),
+                (1, "duplicate id `eth`: the row with market_cap_rank 2 is kept"),
+                (3, "`id` is empty"),
+                (6, "duplicate id `btc`: the row with market_cap_rank 1 is kept"),
             ]
         );
     }
