@@ -284,15 +284,15 @@ impl Chain {
             let keep = check_output(info, plan, rows_in, &output)?;
 
             let stage_name = format!("{}@{}", info.name, info.version);
-            let mut first_reason = vec![None; rows_in];
-            for rejection in output.rejected {
-                first_reason[rejection.row].get_or_insert(rejection.reason);
-            }
+            // Each rejected row once, with the first reason given for it, in row order.
+            let mut reasons: Vec<(usize, String)> =
+                output.rejected.into_iter().map(|r| (r.row, r.reason)).collect();
+            reasons.sort_by_key(|(row, _)| *row);
+            reasons.dedup_by_key(|(row, _)| *row);
             let mut values =
                 RowValues::of_dropped_lending(&batch, &keep, lent, &input_rows).into_iter();
             // The rows with a reason are exactly the dropped ones, in the same order.
-            for (row, reason) in first_reason.into_iter().enumerate() {
-                let Some(reason) = reason else { continue };
+            for (row, reason) in reasons {
                 let Some(values) = values.next() else { break };
                 rejected.push(RejectedRow {
                     source_row: source_rows[row],
@@ -312,18 +312,21 @@ impl Chain {
                     batch.put(columns.swap_remove(at));
                 }
             }
-            batch.filter(&keep);
-            let kept = |rows: Vec<usize>| -> Vec<usize> {
-                rows.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect()
-            };
-            source_rows = kept(source_rows);
-            input_rows = kept(input_rows);
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped > 0 {
+                batch.filter(&keep);
+                let kept = |rows: Vec<usize>| -> Vec<usize> {
+                    rows.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect()
+                };
+                source_rows = kept(source_rows);
+                input_rows = kept(input_rows);
+            }
             reports.push(StageReport {
                 plugin: info.name.clone(),
                 version: info.version.clone(),
                 sha256: stage.plugin.sha256().to_owned(),
                 rows_in,
-                rejected: keep.iter().filter(|k| !**k).count(),
+                rejected: dropped,
                 elapsed,
                 peak_memory: stage.plugin.peak_memory(),
             });
@@ -554,6 +557,7 @@ impl serde::Serialize for JsonValue<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::Rejection;
 
     #[test]
     fn reasons_are_made_fit_to_read() {
@@ -563,6 +567,85 @@ mod tests {
         assert_eq!(clean_reason(" \n ".into()), "(no reason given)");
         let long = clean_reason("é".repeat(MAX_REASON));
         assert!(long.len() <= MAX_REASON + '…'.len_utf8() && long.ends_with('…'), "{long}");
+    }
+
+    /// Drops rows it is given, out of order and one of them twice, as any plugin may.
+    #[derive(Debug)]
+    struct Rejecter {
+        info: PluginInfo,
+        rejections: Vec<(usize, &'static str)>,
+    }
+
+    impl TransformPlugin for Rejecter {
+        fn info(&self) -> &PluginInfo {
+            &self.info
+        }
+
+        fn sha256(&self) -> &str {
+            "test"
+        }
+
+        fn plan(&self, _: &Config, _: &Schema) -> Result<Plan, PluginError> {
+            Ok(Plan { reads: vec![], writes: vec![], removes: vec![], drops_rows: true })
+        }
+
+        fn transform(
+            &self,
+            _: &Config,
+            input: Batch,
+            _: &SnapshotContext,
+        ) -> Result<(Batch, PluginOutput), PluginError> {
+            let rejected = self
+                .rejections
+                .iter()
+                .map(|&(row, reason)| Rejection { row, reason: reason.into() })
+                .collect();
+            Ok((input, PluginOutput { columns: vec![], rejected }))
+        }
+    }
+
+    /// Each dropped row is quarantined once, in row order, with the first reason given for it
+    /// and its own values; the rows kept keep their places in the raw snapshot.
+    #[test]
+    fn dropped_rows_are_quarantined_once_in_row_order_with_their_first_reason() {
+        let plugin = Rejecter {
+            info: PluginInfo {
+                name: "rejecter".into(),
+                version: "1.0.0".into(),
+                description: String::new(),
+            },
+            rejections: vec![(3, "three"), (0, "zero"), (3, "three again"), (1, "one")],
+        };
+        let price = ColumnData::Float64 { values: vec![1.0, 2.0, 3.0, 4.0, 5.0], valid: vec![] };
+        let batch = Batch::new(5, vec![Column { name: "price".into(), data: price }]);
+        let chain = Chain::plan(
+            vec![Stage { plugin: Box::new(plugin), config: Config::new() }],
+            &batch.schema(),
+        )
+        .unwrap();
+        let context = SnapshotContext {
+            fetch_time: 0,
+            currency: "usd".into(),
+            market_total_cap: None,
+            market_total_volume: None,
+        };
+        let run = chain.run(batch, vec![10, 11, 12, 13, 14], &context).unwrap();
+        let quarantined: Vec<(usize, &str, Option<Value>)> = run
+            .rejected
+            .iter()
+            .map(|r| (r.source_row, r.reason.as_str(), r.values.get("price")))
+            .collect();
+        assert_eq!(
+            quarantined,
+            vec![
+                (10, "zero", Some(Value::Float64(1.0))),
+                (11, "one", Some(Value::Float64(2.0))),
+                (13, "three", Some(Value::Float64(4.0))),
+            ]
+        );
+        assert_eq!(run.source_rows, vec![12, 14]);
+        assert_eq!(run.stages[0].rejected, 3);
+        assert_eq!(run.batch.rows(), 2);
     }
 
     /// The range check accepts exactly the instants chrono can make a date of.
