@@ -405,19 +405,12 @@ mod tests {
     use super::*;
     use crypto_etl_plugin_sdk::bindings::crypto_etl::plugin::types as wire;
 
-    #[test]
-    fn seed_compat_drops_null_and_duplicate_rows_like_pandas() {
+    /// The rows `clean` rejects from `rows` rows of `columns` under `config`, with their
+    /// reasons, by row.
+    fn rejections(config: &[(&str, &str)], rows: u32, columns: Vec<Column>) -> Vec<(u32, String)> {
         let batch = wire::Batch {
-            row_count: 5,
-            columns: vec![
-                Column::text("id", [Some("a"), Some("a"), Some("b"), Some("a"), Some("c")]),
-                Column::text("name", [Some("A"), Some("A"), Some("B"), Some("A2"), None]),
-                // -0.0 and 0.0 are the same value to pandas.
-                Column::float64("price", [0.0, -0.0, 1.0, 0.0, 2.0].map(Some)),
-            ]
-            .into_iter()
-            .map(Column::into_wire)
-            .collect(),
+            row_count: rows,
+            columns: columns.into_iter().map(Column::into_wire).collect(),
         };
         let context = SnapshotContext {
             fetch_time: 0,
@@ -425,15 +418,28 @@ mod tests {
             market_total_cap: None,
             market_total_volume: None,
         };
-        let config = Config::new(vec![("mode".into(), "seed-compat".into())]);
+        let config =
+            Config::new(config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
         let output = Clean::transform(&Input::new(config, batch, context)).unwrap().into_wire();
-        let rejected: Vec<(u32, &str)> =
-            output.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
+        let mut rejected: Vec<(u32, String)> =
+            output.rejected.into_iter().map(|r| (r.row, r.reason)).collect();
+        rejected.sort();
+        rejected
+    }
+
+    #[test]
+    fn seed_compat_drops_null_and_duplicate_rows_like_pandas() {
+        let columns = vec![
+            Column::text("id", [Some("a"), Some("a"), Some("b"), Some("a"), Some("c")]),
+            Column::text("name", [Some("A"), Some("A"), Some("B"), Some("A2"), None]),
+            // -0.0 and 0.0 are the same value to pandas.
+            Column::float64("price", [0.0, -0.0, 1.0, 0.0, 2.0].map(Some)),
+        ];
         assert_eq!(
-            rejected,
+            rejections(&[("mode", "seed-compat")], 5, columns),
             vec![
-                (1, "seed-compat drops duplicate rows; same values as row 0"),
-                (4, "seed-compat drops any row with a null; null in: name"),
+                (1, "seed-compat drops duplicate rows; same values as row 0".into()),
+                (4, "seed-compat drops any row with a null; null in: name".into()),
             ]
         );
     }
@@ -444,39 +450,22 @@ mod tests {
     fn default_rejects_blank_identity_and_keeps_the_best_ranked_duplicate() {
         let ids = ["btc", "eth", "btc", "\u{3000}\t", "eth", "doge", "btc"];
         let ranks = [Some(5), None, Some(1), Some(9), Some(2), Some(3), Some(1)];
-        let batch = wire::Batch {
-            row_count: ids.len() as u32,
-            columns: vec![
-                Column::text("id", ids.map(Some)),
-                Column::text("symbol", ids.map(|_| Some("s"))),
-                Column::text("name", ids.map(|_| Some(" x "))),
-                Column::float64("current_price", ids.map(|_| Some(1.0))),
-                Column::float64("market_cap", ids.map(|_| Some(1.0))),
-                Column::float64("total_volume", ids.map(|_| Some(1.0))),
-                Column::int64("market_cap_rank", ranks),
-            ]
-            .into_iter()
-            .map(Column::into_wire)
-            .collect(),
-        };
-        let context = SnapshotContext {
-            fetch_time: 0,
-            currency: "usd".into(),
-            market_total_cap: None,
-            market_total_volume: None,
-        };
-        let input = Input::new(Config::new(Vec::new()), batch, context);
-        let output = Clean::transform(&input).unwrap().into_wire();
-        let mut rejected: Vec<(u32, &str)> =
-            output.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
-        rejected.sort();
+        let columns = vec![
+            Column::text("id", ids.map(Some)),
+            Column::text("symbol", ids.map(|_| Some("s"))),
+            Column::text("name", ids.map(|_| Some(" x "))),
+            Column::float64("current_price", ids.map(|_| Some(1.0))),
+            Column::float64("market_cap", ids.map(|_| Some(1.0))),
+            Column::float64("total_volume", ids.map(|_| Some(1.0))),
+            Column::int64("market_cap_rank", ranks),
+        ];
         assert_eq!(
-            rejected,
+            rejections(&[], ids.len() as u32, columns),
             vec![
-                (0, "duplicate id `btc`: the row with market_cap_rank 1 is kept"),
-                (1, "duplicate id `eth`: the row with market_cap_rank 2 is kept"),
-                (3, "`id` is empty"),
-                (6, "duplicate id `btc`: the row with market_cap_rank 1 is kept"),
+                (0, "duplicate id `btc`: the row with market_cap_rank 1 is kept".into()),
+                (1, "duplicate id `eth`: the row with market_cap_rank 2 is kept".into()),
+                (3, "`id` is empty".into()),
+                (6, "duplicate id `btc`: the row with market_cap_rank 1 is kept".into()),
             ]
         );
     }
