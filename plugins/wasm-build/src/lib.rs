@@ -4,6 +4,11 @@
 //! scripts call [`build`]. It runs a nested `cargo build --release --target wasm32-wasip2` with its
 //! own target directory (so it never waits on the lock the outer build holds), installs the
 //! target through rustup when it is missing, and tells cargo to re-run when plugin sources change.
+//!
+//! Each component is copied into the calling build script's `OUT_DIR` and used from there.
+//! Watching the nested build's own files instead made every build after a plugin change run the
+//! script again (and so compile the host again, minutes in release): cargo takes a watched file
+//! written while the script runs as changed since that run.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -12,7 +17,8 @@ use std::process::Command;
 /// The target every plugin is compiled for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Builds `packages` (names of workspace crates) and returns each package's `.wasm` path, in order.
+/// Builds `packages` (names of workspace crates) and returns the path of each package's `.wasm`
+/// in `OUT_DIR`, in order.
 ///
 /// `workspace` is the workspace root; `watch` are extra paths whose changes should trigger a
 /// rebuild (the WIT folder and SDK are always watched). Panics with a readable message on
@@ -58,15 +64,18 @@ pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBu
     let status = command.status().unwrap_or_else(|e| panic!("could not run cargo: {e}"));
     assert!(status.success(), "building plugins {packages:?} for {TARGET} failed (see above)");
 
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("called from a build script"));
     packages
         .iter()
         .map(|package| {
             let file = format!("{}.wasm", package.replace('-', "_"));
-            let path = target_dir.join(TARGET).join("release").join(file);
-            assert!(path.exists(), "cargo built {package} but {} is missing", path.display());
-            // If the artifact goes away (a moved or cleaned target dir), build it again.
-            println!("cargo:rerun-if-changed={}", path.display());
-            path
+            let built = target_dir.join(TARGET).join("release").join(&file);
+            assert!(built.exists(), "cargo built {package} but {} is missing", built.display());
+            let copy = out_dir.join(&file);
+            std::fs::copy(&built, &copy).unwrap_or_else(|e| {
+                panic!("could not copy {} to {}: {e}", built.display(), copy.display())
+            });
+            copy
         })
         .collect()
 }
