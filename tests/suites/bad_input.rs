@@ -98,8 +98,8 @@ fn bad_rows_go_to_quarantine_with_reasons_and_the_rest_is_kept() {
         reasons,
         vec![
             (1, "ingest", "`current_price`: expected a number, found the string \"1.5\""),
-            (2, "clean@0.1.0", "duplicate id `dup`: the row with market_cap_rank 3 is kept"),
-            (4, "clean@0.1.0", "`market_cap` is null"),
+            (2, "clean@0.1.1", "duplicate id `dup`: the row with market_cap_rank 3 is kept"),
+            (4, "clean@0.1.1", "`market_cap` is null"),
         ]
     );
     assert_eq!(quarantine[1]["values"]["market_cap"], 500);
