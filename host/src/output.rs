@@ -185,13 +185,15 @@ fn write_csv_on(
     threads: usize,
 ) -> io::Result<()> {
     if let Some(ahead) = ahead {
-        debug_assert_eq!(ahead.rows.len(), batch.rows(), "formatted ahead for other rows");
+        // `FormattedAhead::for_rows` ties the fields to this batch's rows.
+        assert_eq!(ahead.rows.len(), batch.rows(), "fields formatted ahead for other rows");
     }
     let mut header = Vec::new();
     write_header(&csv_core_writer(), batch.columns().iter().map(|c| c.name.as_str()), &mut header);
     out.write_all(&header)?;
+    let parts = Part::of(batch, ahead);
     let blocks = Blocks { items: batch.rows(), per_block: ROWS_PER_BLOCK, threads };
-    blocks.write(out, |rows, buffer| format_rows(batch, ahead, rows, buffer))
+    blocks.write(out, |rows, buffer| format_rows(&parts, rows, buffer))
 }
 
 /// Items `0..items` formatted in blocks of `per_block` on `threads` threads.
@@ -367,17 +369,11 @@ impl Fields {
     }
 }
 
-/// Appends rows `rows` of `batch` to `out` as CSV records, taking the fields of the runs
-/// in `ahead` from there where they were formatted.
-fn format_rows(
-    batch: &Batch,
-    ahead: Option<&FormattedAhead>,
-    rows: Range<usize>,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
+/// Appends rows `rows` to `out` as CSV records made of `parts`, taking the fields of a run
+/// formatted ahead from there where it was.
+fn format_rows(parts: &[Part<'_>], rows: Range<usize>, out: &mut Vec<u8>) -> io::Result<()> {
     let mut fields = Fields::new();
     let delimiter = fields.quoting.get_delimiter();
-    let parts = Part::of(batch, ahead);
     for row in rows {
         let start = out.len();
         for (i, part) in parts.iter().enumerate() {
@@ -445,7 +441,8 @@ pub struct FormattedAhead {
     runs: Vec<AheadRun>,
     /// Rows `0..formatted` of the columns are formatted.
     formatted: usize,
-    /// For each row of the batch being written, its row in the columns formatted.
+    /// For each row of the batch being written, its row in the columns formatted: set by
+    /// [`FormattedAhead::for_rows`], empty until then.
     rows: Vec<usize>,
 }
 
@@ -468,7 +465,8 @@ impl AheadRun {
 impl FormattedAhead {
     /// Formats `columns`, taken in runs that are consecutive in `schema`, a block of rows at
     /// a time until `enough` says to stop (the rows not formatted by then are formatted with
-    /// the rest of the file, so that no core waits for this).
+    /// the rest of the file, so that no core waits for this). [`FormattedAhead::for_rows`] then
+    /// says which of those rows the batch being written has.
     pub fn format(schema: &Schema, columns: &Batch, enough: impl Fn() -> bool) -> io::Result<Self> {
         let mut runs: Vec<Vec<&Column>> = Vec::new();
         let mut previous_ahead = false;
@@ -502,7 +500,7 @@ impl FormattedAhead {
             }
             formatted = block.end;
         }
-        Ok(Self { runs: ahead, formatted, rows: (0..columns.rows()).collect() })
+        Ok(Self { runs: ahead, formatted, rows: Vec::new() })
     }
 
     /// For a batch whose row `i` is row `rows[i]` of the columns formatted.
