@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use crypto_etl_plugin_sdk::prelude::*;
 use crypto_etl_plugin_sdk::{Texts, Values};
 use foldhash::SharedSeed;
-use rustc_hash::{FxBuildHasher, FxHasher};
+use foldhash::quality::{FoldHasher, SeedableRandomState};
 
 /// Text columns that hold RFC 3339 instants and become timestamps.
 const TIMESTAMP_COLUMNS: [&str; 3] = ["ath_date", "atl_date", "last_updated"];
@@ -258,8 +258,7 @@ fn drop_duplicate_ids(
     let ids = input.text("id")?;
     let ranks = input.int64("market_cap_rank").ok();
     let rank = |row: usize| ranks.and_then(|r| r.get(row)).unwrap_or(i64::MAX);
-    let mut best: HashMap<&str, usize, _> =
-        HashMap::with_capacity_and_hasher(ids.len(), id_hasher());
+    let mut best: HashMap<&str, usize, _> = HashMap::with_capacity_and_hasher(ids.len(), keyed());
     let mut losers = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         let Some(id) = id.filter(|id| !is_blank(id)) else { continue };
@@ -289,15 +288,15 @@ fn drop_duplicate_ids(
     Ok(())
 }
 
-/// The hasher for ids: foldhash, several times faster than std's SipHash as WebAssembly, keyed
-/// from the system's random source (WASI's, in the sandbox) so that ids crafted to collide cannot
-/// be prepared in advance. foldhash's own seeding leans on address randomisation, which a
-/// WebAssembly instance does not have.
-fn id_hasher() -> foldhash::quality::SeedableRandomState {
+/// The hashing for values from outside (ids, whole rows): foldhash, several times faster than
+/// std's SipHash as WebAssembly, keyed from the system's random source (WASI's, in the sandbox)
+/// so that values crafted to collide cannot be prepared in advance. foldhash's own seeding leans
+/// on address randomisation, which a WebAssembly instance does not have.
+fn keyed() -> SeedableRandomState {
     static SHARED: OnceLock<SharedSeed> = OnceLock::new();
     let random = || std::hash::RandomState::new().build_hasher().finish();
     let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random()));
-    foldhash::quality::SeedableRandomState::with_seed(random(), shared)
+    SeedableRandomState::with_seed(random(), shared)
 }
 
 /// One column, read for the null and whole-row duplicate checks.
@@ -336,7 +335,7 @@ impl<'a> Cells<'a> {
         if x == 0.0 { 0 } else { x.to_bits() }
     }
 
-    fn hash(&self, row: usize, hasher: &mut FxHasher) {
+    fn hash(&self, row: usize, hasher: &mut FoldHasher<'_>) {
         match self {
             Cells::Float(v) => Self::float_key(v.raw()[row]).hash(hasher),
             Cells::Int(v) => v.raw()[row].hash(hasher),
@@ -374,8 +373,8 @@ fn drop_nulls_and_duplicate_rows(
     }
     // Rows are grouped by a hash of their values and compared in full within a group, so a
     // hash collision never drops a row.
-    let mut seen: HashMap<u64, Vec<usize>, FxBuildHasher> =
-        HashMap::with_capacity_and_hasher(rows, FxBuildHasher);
+    let rows_hashed = keyed();
+    let mut seen: HashMap<u64, Vec<usize>, _> = HashMap::with_capacity_and_hasher(rows, keyed());
     for (row, nulls) in nulls.iter().enumerate() {
         if !nulls.is_empty() {
             let reason =
@@ -383,7 +382,7 @@ fn drop_nulls_and_duplicate_rows(
             reject(output, row, reason);
             continue;
         }
-        let mut hasher = FxHasher::default();
+        let mut hasher = rows_hashed.build_hasher();
         columns.iter().for_each(|c| c.hash(row, &mut hasher));
         let group = seen.entry(hasher.finish()).or_default();
         match group.iter().find(|&&first| columns.iter().all(|c| c.same(first, row))) {
