@@ -682,6 +682,10 @@ fn parse_in_parts(bytes: &[u8], parts: usize) -> Result<Parsed, IngestError> {
 }
 
 fn as_text(bytes: &[u8]) -> Result<&str, IngestError> {
+    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
+        return Ok(text);
+    }
+    // Only std's check says where the first invalid byte is.
     std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
         IngestError::NotUtf8 {
@@ -812,8 +816,9 @@ fn joinable(states: &[State]) -> bool {
 /// the last simply ends after its final coin. `None` when the chunk is not exactly that.
 /// Once [`SIZE_SAMPLE`] coins are parsed, columns make room for the coins of `room` bytes.
 fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
-    // Checking the whole chunk at once is faster than checking each string as it is parsed.
-    let text = std::str::from_utf8(chunk).ok()?;
+    // Checking the whole chunk at once is faster than checking each string as it is parsed, and
+    // with SIMD (simdutf8) several times faster again than std's check.
+    let text = simdutf8::basic::from_utf8(chunk).ok()?;
     let mut state = State::default();
     let mut at = 0;
     loop {
@@ -1179,6 +1184,25 @@ mod tests {
         coins.extend((0..30).map(|i| format!(r#"{{"id": "b{i}", "extra": "text"}}"#)));
         let ingested = assert_chunks_match_one_pass(&format!("[{}]", coins.join(",")), 2, false);
         assert_eq!(ingested.rejected.len(), 30);
+    }
+
+    #[test]
+    fn text_is_checked_as_utf8_the_same_when_chunked() {
+        let coins: Vec<String> =
+            (0..60).map(|i| format!(r#"{{"id": "c{i}", "name": "Ünïcødé 🪙 {i}"}}"#)).collect();
+        let json = format!("[\n{}\n]", coins.join(",\n"));
+        let ingested = assert_chunks_match_one_pass(&json, 3, true);
+        assert_eq!(ingested.batch.rows(), 60);
+
+        // An invalid byte late in the body, where the last chunk finds it.
+        let at = json.rfind("59").unwrap();
+        let mut bytes = json.into_bytes();
+        bytes[at] = 0xff;
+        let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
+        let expected =
+            format!("the input is not UTF-8 text: invalid byte at offset {at} (line {line})");
+        assert_eq!(ingest_in_parts(&bytes, 1).unwrap_err().to_string(), expected);
+        assert_eq!(ingest_in_parts(&bytes, 3).unwrap_err().to_string(), expected);
     }
 
     #[test]
