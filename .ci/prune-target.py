@@ -72,7 +72,10 @@ def main():
     since = os.path.getmtime(stamp)
     keep = used_hashes(message_files)
     if not keep:
-        sys.exit("prune-target: the cargo messages name no build unit; nothing removed")
+        # Something is off with the messages, not with the build: keep everything, and keep the
+        # run green, since the tests passed.
+        print("prune-target: warning: the cargo messages name no build unit; nothing removed")
+        return
     freed = removed = 0
     for folder in ("deps", ".fingerprint", "build"):
         folder = os.path.join(profile, folder)
