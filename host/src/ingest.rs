@@ -682,11 +682,8 @@ fn parse_in_parts(bytes: &[u8], parts: usize) -> Result<Parsed, IngestError> {
 }
 
 fn as_text(bytes: &[u8]) -> Result<&str, IngestError> {
-    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
-        return Ok(text);
-    }
-    // Only std's check says where the first invalid byte is.
-    std::str::from_utf8(bytes).map_err(|e| {
+    // simdutf8's `compat` flavour says where the first invalid byte is, as std's check does.
+    simdutf8::compat::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
         IngestError::NotUtf8 {
             offset,
