@@ -53,6 +53,7 @@ fn every_kind_of_misbehaviour_is_stopped_and_named() {
         ("plan-panic", "deliberate panic while planning"),
         ("spin", "ran past its deadline of 500 ms and was stopped"),
         ("memory", "tried to use more than 64 MiB of memory and was stopped"),
+        ("read-past-end", "out of bounds memory access"),
         ("short-column", "returned invalid output: column `x`: has 4 values for 5 rows"),
         ("undeclared-column", "returned invalid output: column `y` is not in its plan's writes"),
         (

@@ -5,6 +5,8 @@
 
 pub mod builtin;
 mod cache;
+#[cfg(target_os = "linux")]
+mod memory;
 pub mod runtime;
 mod v0_1_0;
 mod wire;

@@ -79,6 +79,8 @@ impl Runtime {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
         let mut config = EngineConfig::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        #[cfg(target_os = "linux")]
+        super::memory::configure(&mut config);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<PluginState>::new(&engine);

@@ -3,7 +3,7 @@
 
 use crypto_etl_plugin_sdk::prelude::*;
 
-const BEHAVIOURS: [&str; 14] = [
+const BEHAVIOURS: [&str; 15] = [
     "panic",
     "spin",
     "memory",
@@ -18,6 +18,7 @@ const BEHAVIOURS: [&str; 14] = [
     "nan",
     "overwrite",
     "read-missing",
+    "read-past-end",
 ];
 
 struct Misbehave;
@@ -92,10 +93,29 @@ impl Plugin for Misbehave {
             "guest-error" => {
                 return Err(PluginError::InvalidInput("no coins I like in this snapshot".into()));
             }
+            "read-past-end" => read_past_end(rows),
             "nan" => Output::new().column(Column::float64("x", (0..rows).map(|_| Some(f64::NAN)))),
             _ => Output::new().column(Column::float64("x", ones())),
         })
     }
+}
+
+/// Grows memory by one 64 KiB page, so its end is not on a 2 MiB boundary (the unit the host may
+/// back memory in), then reads the first byte past the end: WebAssembly says that traps, and it
+/// must whatever the host's page size.
+#[cfg(target_arch = "wasm32")]
+fn read_past_end(rows: usize) -> Output {
+    core::arch::wasm32::memory_grow(0, 1);
+    let end = core::arch::wasm32::memory_size(0) * 65536;
+    let end = std::ptr::with_exposed_provenance::<u8>(end);
+    // SAFETY: none; reading outside memory is the point.
+    let byte = unsafe { std::ptr::read_volatile(end) };
+    Output::new().column(Column::float64("x", (0..rows).map(|_| Some(f64::from(byte)))))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_past_end(_rows: usize) -> Output {
+    unreachable!("this plugin only runs as WebAssembly")
 }
 
 export_plugin!(Misbehave);
