@@ -34,6 +34,8 @@
 
 mod column;
 mod config;
+#[cfg(target_arch = "wasm32")]
+mod heap;
 mod plan;
 
 /// The generated bindings of the WIT interface this SDK targets (`wit/v0.1.0`).
