@@ -202,7 +202,7 @@ pub struct WasmPlugin {
     limits: Limits,
     info: PluginInfo,
     sha256: String,
-    /// The most linear memory the last call's instance asked for, in bytes.
+    /// The most linear memory the last call's instance had, in bytes.
     peak_memory: AtomicUsize,
 }
 
@@ -380,11 +380,17 @@ impl v0_1_0::crypto_etl::plugin::host::Host for PluginState {
     }
 }
 
-/// Refuses memory growth past the limit, and remembers that it did.
+/// Refuses memory growth past the limit, and remembers whether the plugin is out of memory.
+///
+/// A refused growth makes `memory.grow` return -1, as WebAssembly specifies, rather than trap:
+/// the SDK's heap then asks again for exactly what it needs, which may fit (it grows in 2 MiB
+/// steps, and a limit need not be a multiple of 2 MiB). A plugin that cannot cope stops (an
+/// allocation failure aborts it), and `hit` names the limit as the reason.
 struct MemoryLimiter {
     limit: usize,
+    /// Whether the latest growth asked for was refused.
     hit: bool,
-    /// The largest size asked for so far.
+    /// The largest size granted so far.
     peak: usize,
 }
 
@@ -395,15 +401,13 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.peak = self.peak.max(desired);
-        if desired > self.limit {
-            self.hit = true;
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit of {} bytes reached",
-                self.limit
-            )));
+        let granted = desired <= self.limit;
+        // A growth that fits after a refused one means the plugin coped with the refusal.
+        self.hit = !granted;
+        if granted {
+            self.peak = self.peak.max(desired);
         }
-        Ok(true)
+        Ok(granted)
     }
 
     fn table_growing(
@@ -437,5 +441,23 @@ impl HostMonotonicClock for FrozenClock {
 
     fn now(&self) -> u64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_past_the_limit_is_refused_and_a_smaller_request_may_still_fit() {
+        const MIB: usize = 1 << 20;
+        let mut limiter = MemoryLimiter { limit: 65 * MIB, hit: false, peak: 0 };
+        // The SDK's heap asks for the next 2 MiB boundary first...
+        assert!(!limiter.memory_growing(2 * MIB, 66 * MIB, None).unwrap());
+        assert!(limiter.hit, "a refused growth is not remembered");
+        // ...then for exactly what it needs, which fits.
+        assert!(limiter.memory_growing(2 * MIB, 65 * MIB, None).unwrap());
+        assert!(!limiter.hit, "a plugin that coped is still reported out of memory");
+        assert_eq!(limiter.peak, 65 * MIB, "the peak counts what was refused");
     }
 }

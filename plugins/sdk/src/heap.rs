@@ -6,7 +6,8 @@
 //! instead of 512 small ones, but only if memory becomes accessible in such steps. The default
 //! allocator grows memory by as little as 64 KiB at a time, so this one asks for 2 MiB-aligned
 //! steps. It is the same algorithm (dlmalloc) as the one it replaces, and it falls back to the
-//! exact size needed when a rounded-up step would not fit under the host's memory limit.
+//! exact size needed when the host refuses a rounded-up step (a memory limit that is not a
+//! multiple of 2 MiB).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32::{memory_grow, memory_size};
@@ -24,14 +25,22 @@ struct Steps;
 // else uses; nothing is ever given back, as WebAssembly memory cannot shrink.
 unsafe impl dlmalloc::Allocator for Steps {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        let end = memory_size(0) * WASM_PAGE;
         let exact = size.div_ceil(WASM_PAGE);
-        let rounded = (end + size).next_multiple_of(STEP).saturating_sub(end) / WASM_PAGE;
-        for pages in [rounded, exact] {
+        // Up to the next 2 MiB boundary, unless that would pass the end of the address space.
+        let rounded = memory_size(0).checked_mul(WASM_PAGE).and_then(|end| {
+            let target = end.checked_add(size)?.checked_next_multiple_of(STEP)?;
+            Some((target - end) / WASM_PAGE)
+        });
+        for pages in rounded.into_iter().chain([exact]) {
             let previous = memory_grow(0, pages);
-            if previous != usize::MAX {
-                return ((previous * WASM_PAGE) as *mut u8, pages * WASM_PAGE, 0);
+            if previous == usize::MAX {
+                continue;
             }
+            let (base, len) = (previous * WASM_PAGE, pages * WASM_PAGE);
+            // A region may not end at the very end of the address space (its end pointer would
+            // wrap to 0); dlmalloc copes with a region a little short of a page multiple.
+            let len = if base.checked_add(len).is_none() { len - 16 } else { len };
+            return (core::ptr::with_exposed_provenance_mut(base), len, 0);
         }
         (core::ptr::null_mut(), 0, 0)
     }
