@@ -120,6 +120,11 @@ impl HugePageMemory {
         if new_size > self.reservation {
             return Err(rustix::io::Errno::NOMEM);
         }
+        // The kernel protects whole pages: a size between pages would expose the rest of its
+        // last page. WebAssembly's 64 KiB pages never are; smaller custom page sizes are refused.
+        if new_size % rustix::param::page_size() != 0 {
+            return Err(rustix::io::Errno::INVAL);
+        }
         if new_size > self.size {
             // SAFETY: `[size, new_size)` lies inside the reservation, which only this memory
             // uses; those bytes were inaccessible, so nothing has touched them and they are zero.
@@ -190,6 +195,8 @@ mod tests {
         bytes[size - 1] = 7;
         assert_eq!(memory.as_ptr(), bytes.as_mut_ptr(), "the base moved");
 
+        let error = memory.grow_to(size + 1).unwrap_err();
+        assert!(error.to_string().contains("cannot grow"), "{error}");
         let error = memory.grow_to((64 << 20) + WASM_PAGE).unwrap_err();
         assert!(error.to_string().contains("cannot grow"), "{error}");
         assert_eq!(memory.byte_size(), size, "a refused growth changed the size");
