@@ -360,3 +360,17 @@ impl Output {
         wire::Output { columns: self.columns, rejected: self.rejected }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_is_kept_only_when_a_value_is_null() {
+        assert_eq!(split([Some(1.0), Some(2.0)]), (vec![1.0, 2.0], vec![]));
+        assert_eq!(split([Some(1.0), None, Some(3.0)]), (vec![1.0, 0.0, 3.0], vec![1, 0, 1]));
+        assert_eq!(split([None, Some(2)]), (vec![0, 2], vec![0, 1]));
+        assert_eq!(split([Some(1), Some(2), None]), (vec![1, 2, 0], vec![1, 1, 0]));
+        assert_eq!(split(std::iter::empty::<Option<i64>>()), (vec![], vec![]));
+    }
+}
