@@ -71,7 +71,7 @@ unsafe impl dlmalloc::Allocator for Steps {
 }
 
 /// The global allocator of every plugin built with the SDK.
-pub struct Heap(UnsafeCell<dlmalloc::Dlmalloc<Steps>>);
+struct Heap(UnsafeCell<dlmalloc::Dlmalloc<Steps>>);
 
 // SAFETY: a component instance runs on one thread (wasm32-wasip2 has no threads), so the heap is
 // never used from two threads at once.
