@@ -122,7 +122,7 @@ impl HugePageMemory {
         }
         // The kernel protects whole pages: a size between pages would expose the rest of its
         // last page. WebAssembly's 64 KiB pages never are; smaller custom page sizes are refused.
-        if new_size % rustix::param::page_size() != 0 {
+        if !new_size.is_multiple_of(rustix::param::page_size()) {
             return Err(rustix::io::Errno::INVAL);
         }
         if new_size > self.size {
