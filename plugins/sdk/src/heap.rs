@@ -31,7 +31,8 @@ unsafe impl dlmalloc::Allocator for Steps {
             let target = end.checked_add(size)?.checked_next_multiple_of(STEP)?;
             Some((target - end) / WASM_PAGE)
         });
-        for pages in rounded.into_iter().chain([exact]) {
+        // The exact size only if it differs: a refused request is not worth repeating.
+        for pages in rounded.into_iter().filter(|&pages| pages != exact).chain([exact]) {
             let previous = memory_grow(0, pages);
             if previous == usize::MAX {
                 continue;
