@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crypto_etl::batch::Batch;
+use crypto_etl::batch::{Batch, ColumnData};
 use crypto_etl::pipeline::{Chain, Pipeline, Stage};
 use crypto_etl::plugin::{Limits, Runtime, SnapshotContext, TransformPlugin};
 use crypto_etl::snapshot::FetchTime;
@@ -93,6 +93,30 @@ fn the_sandbox_grants_no_files_environment_network_or_clock() {
     assert!(observed.contains(" env=0 "), "{observed}");
     assert!(observed.contains(" net=denied"), "{observed}");
     assert!(observed.ends_with(" clock=frozen"), "{observed}");
+}
+
+#[test]
+fn a_plugin_finds_nothing_an_earlier_plugin_left_in_memory() {
+    // One runtime reuses a finished instance's memory for the next: every byte must be cleared.
+    let runtime = Runtime::new(Limits::default(), Some(cache_dir())).unwrap();
+    let (batch, context) = sample_batch();
+    let rows: Vec<usize> = (0..batch.rows()).collect();
+    let wasm = std::fs::read(plugins::MISBEHAVE).unwrap();
+    let run = |behaviour: &str| {
+        let plugin = runtime.load(&wasm, "misbehave.wasm").unwrap();
+        let stage =
+            Stage { plugin: Box::new(plugin), config: vec![("do".into(), behaviour.into())] };
+        let chain = Chain::plan(vec![stage], &batch.schema()).unwrap();
+        chain.run(batch.clone(), rows.clone(), &context).unwrap().batch
+    };
+    let scribbled = run("scribble");
+    assert!(scribbled.column("x").is_some());
+    let scavenged = run("scavenge");
+    let Some(ColumnData::Float64 { values, .. }) = scavenged.column("leftover").map(|c| &c.data)
+    else {
+        panic!("no `leftover` column: {scavenged:?}");
+    };
+    assert_eq!(values[0], 0.0, "the second plugin found the first one's marker words");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crypto_etl_plugin_sdk::prelude::*;
 
-const BEHAVIOURS: [&str; 15] = [
+const BEHAVIOURS: [&str; 17] = [
     "panic",
     "spin",
     "memory",
@@ -19,7 +19,12 @@ const BEHAVIOURS: [&str; 15] = [
     "overwrite",
     "read-missing",
     "read-past-end",
+    "scribble",
+    "scavenge",
 ];
+
+/// What `scribble` fills memory with and `scavenge` looks for.
+const MARKER: u64 = 0x5ec2_e7c0_ffee_d00d;
 
 struct Misbehave;
 
@@ -39,6 +44,7 @@ impl Plugin for Misbehave {
             "snoop" => plan.writes("observed", ColumnType::Text, "what the sandbox let through"),
             "overwrite" => plan.writes("id", ColumnType::Text, "clobbers id without saying so"),
             "read-missing" => plan.reads("no_such_column", ColumnType::Float64),
+            "scavenge" => plan.writes("leftover", ColumnType::Float64, "marker words found"),
             _ => plan.writes("x", ColumnType::Float64, "a number"),
         })
     }
@@ -94,6 +100,15 @@ impl Plugin for Misbehave {
                 return Err(PluginError::InvalidInput("no coins I like in this snapshot".into()));
             }
             "read-past-end" => read_past_end(rows),
+            "scribble" => {
+                // 16 MiB of markers, freed again: the bytes stay in this instance's memory.
+                std::hint::black_box(vec![MARKER; 2 << 20]);
+                Output::new().column(Column::float64("x", ones()))
+            }
+            "scavenge" => {
+                let found = scavenge() as f64;
+                Output::new().column(Column::float64("leftover", (0..rows).map(|_| Some(found))))
+            }
             "nan" => Output::new().column(Column::float64("x", (0..rows).map(|_| Some(f64::NAN)))),
             _ => Output::new().column(Column::float64("x", ones())),
         })
@@ -115,6 +130,30 @@ fn read_past_end(rows: usize) -> Output {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn read_past_end(_rows: usize) -> Output {
+    unreachable!("this plugin only runs as WebAssembly")
+}
+
+/// Grows memory to 32 MiB, past what `scribble` used, and counts the [`MARKER`] words anywhere
+/// in it: a plugin must find nothing an earlier one left behind.
+#[cfg(target_arch = "wasm32")]
+fn scavenge() -> usize {
+    let pages = core::arch::wasm32::memory_size(0);
+    core::arch::wasm32::memory_grow(0, 512_usize.saturating_sub(pages));
+    let end = core::arch::wasm32::memory_size(0) * 65536;
+    // Address 0 is memory too, but a null pointer to Rust.
+    (8..end)
+        .step_by(8)
+        .filter(|&at| {
+            // SAFETY: `at` is below the end of memory; whatever is there is a valid `u64`.
+            let word =
+                unsafe { std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u64>(at)) };
+            word == MARKER
+        })
+        .count()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn scavenge() -> usize {
     unreachable!("this plugin only runs as WebAssembly")
 }
 
