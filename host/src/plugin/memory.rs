@@ -262,15 +262,15 @@ impl Drop for HugePageMemory {
         // A mapping that is not kept is unmapped by its own drop.
         let Some(mut mapping) = self.mapping.take().filter(|_| self.reusable) else { return };
         mapping.dirty = mapping.dirty.max(self.size);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept_bytes: usize = kept.iter().map(|r| r.dirty).sum();
+        if kept.len() == KEPT_MEMORIES || kept_bytes + mapping.dirty > KEPT_BYTES {
+            return;
+        }
         // SAFETY: wasmtime drops the memory after its last use, so nothing refers into it.
         let closed =
             unsafe { mprotect(mapping.base.as_ptr().cast(), self.size, MprotectFlags::empty()) };
-        if closed.is_err() {
-            return;
-        }
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept_bytes: usize = kept.iter().map(|r| r.dirty).sum();
-        if kept.len() < KEPT_MEMORIES && kept_bytes + mapping.dirty <= KEPT_BYTES {
+        if closed.is_ok() {
             kept.push(mapping);
         }
     }
