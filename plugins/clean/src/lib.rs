@@ -301,6 +301,16 @@ impl Hash for Id<'_> {
     }
 }
 
+/// A whole row's hash as a key of the map that groups rows, hashed by its bytes (see [`Id`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RowHash(u64);
+
+impl Hash for RowHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0.to_le_bytes());
+    }
+}
+
 /// The hashing for values from outside (ids, whole rows): foldhash, several times faster than
 /// std's SipHash as WebAssembly, keyed from the system's random source (WASI's, in the sandbox)
 /// so that values crafted to collide cannot be prepared in advance. foldhash's own seeding leans
@@ -348,12 +358,14 @@ impl<'a> Cells<'a> {
         if x == 0.0 { 0 } else { x.to_bits() }
     }
 
+    /// Feeds the cell's bytes to `hasher` (see [`Id`] for why not through `Hash`). Cells of
+    /// different rows that hash alike are compared in full, so a collision never drops a row.
     fn hash(&self, row: usize, hasher: &mut FoldHasher<'_>) {
         match self {
-            Cells::Float(v) => Self::float_key(v.raw()[row]).hash(hasher),
-            Cells::Int(v) => v.raw()[row].hash(hasher),
-            Cells::Boolean(v) => v.raw()[row].hash(hasher),
-            Cells::Text(v) => v.get(row).unwrap_or("").hash(hasher),
+            Cells::Float(v) => hasher.write(&Self::float_key(v.raw()[row]).to_le_bytes()),
+            Cells::Int(v) => hasher.write(&v.raw()[row].to_le_bytes()),
+            Cells::Boolean(v) => hasher.write(&[v.raw()[row]]),
+            Cells::Text(v) => hasher.write(v.get(row).unwrap_or("").as_bytes()),
         }
     }
 
@@ -387,7 +399,8 @@ fn drop_nulls_and_duplicate_rows(
     // Rows are grouped by a hash of their values and compared in full within a group, so a
     // hash collision never drops a row.
     let rows_hashed = keyed();
-    let mut seen: HashMap<u64, Vec<usize>, _> = HashMap::with_capacity_and_hasher(rows, keyed());
+    let mut seen: HashMap<RowHash, Vec<usize>, _> =
+        HashMap::with_capacity_and_hasher(rows, keyed());
     for (row, nulls) in nulls.iter().enumerate() {
         if !nulls.is_empty() {
             let reason =
@@ -397,7 +410,7 @@ fn drop_nulls_and_duplicate_rows(
         }
         let mut hasher = rows_hashed.build_hasher();
         columns.iter().for_each(|c| c.hash(row, &mut hasher));
-        let group = seen.entry(hasher.finish()).or_default();
+        let group = seen.entry(RowHash(hasher.finish())).or_default();
         match group.iter().find(|&&first| columns.iter().all(|c| c.same(first, row))) {
             Some(first) => {
                 let reason =
