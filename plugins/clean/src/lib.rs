@@ -258,11 +258,12 @@ fn drop_duplicate_ids(
     let ids = input.text("id")?;
     let ranks = input.int64("market_cap_rank").ok();
     let rank = |row: usize| ranks.and_then(|r| r.get(row)).unwrap_or(i64::MAX);
-    let mut best: HashMap<Id<'_>, usize, _> = HashMap::with_capacity_and_hasher(ids.len(), keyed());
+    let mut best: HashMap<ByBytes<&str>, usize, _> =
+        HashMap::with_capacity_and_hasher(ids.len(), keyed());
     let mut losers = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         let Some(id) = id.filter(|id| !is_blank(id)) else { continue };
-        match best.entry(Id(id)) {
+        match best.entry(ByBytes(id)) {
             Entry::Vacant(slot) => {
                 slot.insert(row);
             }
@@ -278,7 +279,7 @@ fn drop_duplicate_ids(
         }
     }
     for (row, id, _) in losers {
-        let winner = best[&Id(id)];
+        let winner = best[&ByBytes(id)];
         let reason = match ranks.and_then(|r| r.get(winner)) {
             Some(r) => format!("duplicate id `{id}`: the row with market_cap_rank {r} is kept"),
             None => format!("duplicate id `{id}`: an earlier row with this id is kept"),
@@ -288,26 +289,17 @@ fn drop_duplicate_ids(
     Ok(())
 }
 
-/// A coin id as a hash key. It hashes its bytes and nothing else: `str`'s own `Hash` adds a
-/// terminator byte so that strings hashed one after another stay apart, which a key of one string
-/// does not need (foldhash mixes the length in), and foldhash takes that byte through 128-bit
-/// arithmetic that WebAssembly emulates with a call per hash (`__ashlti3`).
+/// A hash key that hashes its bytes and nothing else: a coin id, or a whole row's hash. `str`'s
+/// and `u64`'s own `Hash` go through foldhash's 128-bit buffer (`str` adds a terminator byte, so
+/// that strings hashed one after another stay apart, which a key of one value does not need:
+/// foldhash mixes the length in), and WebAssembly emulates each shift into that buffer with a
+/// call (`__ashlti3`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Id<'a>(&'a str);
+struct ByBytes<T>(T);
 
-impl Hash for Id<'_> {
+impl<T: AsRef<[u8]>> Hash for ByBytes<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.0.as_bytes());
-    }
-}
-
-/// A whole row's hash as a key of the map that groups rows, hashed by its bytes (see [`Id`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct RowHash(u64);
-
-impl Hash for RowHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.0.to_le_bytes());
+        state.write(self.0.as_ref());
     }
 }
 
@@ -358,7 +350,7 @@ impl<'a> Cells<'a> {
         if x == 0.0 { 0 } else { x.to_bits() }
     }
 
-    /// Feeds the cell's bytes to `hasher` (see [`Id`] for why not through `Hash`). Cells of
+    /// Feeds the cell's bytes to `hasher` (see [`ByBytes`] for why not through `Hash`). Cells of
     /// different rows that hash alike are compared in full, so a collision never drops a row.
     fn hash(&self, row: usize, hasher: &mut FoldHasher<'_>) {
         match self {
@@ -399,7 +391,7 @@ fn drop_nulls_and_duplicate_rows(
     // Rows are grouped by a hash of their values and compared in full within a group, so a
     // hash collision never drops a row.
     let rows_hashed = keyed();
-    let mut seen: HashMap<RowHash, Vec<usize>, _> =
+    let mut seen: HashMap<ByBytes<[u8; 8]>, Vec<usize>, _> =
         HashMap::with_capacity_and_hasher(rows, keyed());
     for (row, nulls) in nulls.iter().enumerate() {
         if !nulls.is_empty() {
@@ -410,7 +402,7 @@ fn drop_nulls_and_duplicate_rows(
         }
         let mut hasher = rows_hashed.build_hasher();
         columns.iter().for_each(|c| c.hash(row, &mut hasher));
-        let group = seen.entry(RowHash(hasher.finish())).or_default();
+        let group = seen.entry(ByBytes(hasher.finish().to_le_bytes())).or_default();
         match group.iter().find(|&&first| columns.iter().all(|c| c.same(first, row))) {
             Some(first) => {
                 let reason =
