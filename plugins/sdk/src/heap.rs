@@ -4,11 +4,10 @@
 //! page it touches costs the host a page fault: the columns the host copies in, and everything
 //! the plugin allocates. The host (on Linux) backs every whole, aligned 2 MiB of accessible
 //! plugin memory with one huge page instead of 512 small ones, but only if memory becomes
-//! accessible in such steps. The default
-//! allocator grows memory by as little as 64 KiB at a time, so this one asks for 2 MiB-aligned
-//! steps. It is the same algorithm (dlmalloc) as the one it replaces, and it falls back to the
-//! exact size needed when the host refuses a rounded-up step (a memory limit that is not a
-//! multiple of 2 MiB).
+//! accessible in such steps. The default allocator grows memory by as little as 64 KiB at a
+//! time, so this one asks for 2 MiB-aligned steps. It is the same algorithm (dlmalloc) as the
+//! one it replaces, and it falls back to the exact size needed when the host refuses a
+//! rounded-up step (a memory limit that is not a multiple of 2 MiB).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32::{memory_grow, memory_size};
