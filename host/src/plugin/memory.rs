@@ -182,6 +182,7 @@ impl HugePageMemory {
     /// Makes the first `new_size` bytes readable and writable, reading zero where they are new.
     fn make_accessible(&mut self, new_size: usize) -> rustix::io::Result<()> {
         let size = self.size;
+        // The field, not `mapping()`: `reusable` is written while this borrow lives.
         let mapping = self.mapping.as_mut().expect("a memory has its mapping until dropped");
         if new_size > mapping.reservation {
             return Err(rustix::io::Errno::NOMEM);
@@ -264,7 +265,7 @@ impl Drop for HugePageMemory {
         mapping.dirty = mapping.dirty.max(self.size);
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         let kept_bytes: usize = kept.iter().map(|r| r.dirty).sum();
-        if kept.len() == KEPT_MEMORIES || kept_bytes + mapping.dirty > KEPT_BYTES {
+        if kept.len() >= KEPT_MEMORIES || kept_bytes + mapping.dirty > KEPT_BYTES {
             return;
         }
         // SAFETY: wasmtime drops the memory after its last use, so nothing refers into it.
