@@ -18,6 +18,7 @@ use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
+use chrono::Timelike;
 use crypto_etl_plugin_sdk::prelude::*;
 use crypto_etl_plugin_sdk::{Texts, Values};
 use foldhash::SharedSeed;
@@ -133,8 +134,9 @@ impl Plugin for Clean {
         let mut parsed = Vec::new();
         for name in TIMESTAMP_COLUMNS {
             let Ok(texts) = input.text(name) else { continue };
+            let mut last_date = LastDate::default();
             let values = texts.iter().enumerate().map(|(row, text)| {
-                text.map(parse_timestamp)?
+                text.map(|text| parse_timestamp(text, &mut last_date))?
                     .map_err(|err| reject(&mut output, row, format!("`{name}` {err}")))
                     .ok()
             });
@@ -160,8 +162,9 @@ fn require(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant such as `2021-11-10T14:24:11.849Z`.
-fn parse_timestamp(text: &str) -> Result<i64, String> {
-    if let Some(micros) = parse_utc(text.as_bytes()) {
+/// `last_date` carries what the column's previous timestamp left (see [`LastDate`]).
+fn parse_timestamp(text: &str, last_date: &mut LastDate) -> Result<i64, String> {
+    if let Some(micros) = parse_utc(text.as_bytes(), last_date) {
         return Ok(micros);
     }
     chrono::DateTime::parse_from_rfc3339(text)
@@ -174,16 +177,17 @@ fn parse_timestamp(text: &str) -> Result<i64, String> {
 /// anything else (offsets, lower-case `t` or `z`, a space, a leap second, more than nine fraction
 /// digits, an invalid date or time), which the general parser then accepts or explains. A test
 /// holds the two to the same result.
-fn parse_utc(text: &[u8]) -> Option<i64> {
-    /// Where the digits of `YYYY-MM-DDTHH:MM:SS` are.
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+fn parse_utc(text: &[u8], last_date: &mut LastDate) -> Option<i64> {
+    /// Where the digits of `HH:MM:SS` are, after the date.
+    const TIME_DIGITS: [usize; 6] = [11, 12, 14, 15, 17, 18];
     let (head, rest) = text.split_first_chunk::<19>()?;
     let fraction = rest.strip_suffix(b"Z")?;
-    if [head[4], head[7], head[10], head[13], head[16]] != *b"--T::" {
+    if [head[10], head[13], head[16]] != *b"T::" {
         return None;
     }
-    let mut d = [0u32; 14];
-    for (value, at) in d.iter_mut().zip(DIGITS) {
+    let midnight = last_date.midnight(head.first_chunk()?)?;
+    let mut d = [0u32; 6];
+    for (value, at) in d.iter_mut().zip(TIME_DIGITS) {
         *value = digit(head[at])?;
     }
     let micros = match fraction {
@@ -201,11 +205,44 @@ fn parse_utc(text: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    // chrono checks the date and time (no leap second here) and does the calendar arithmetic.
+    // chrono checks the time (no leap second here).
     let pair = |i: usize| d[i] * 10 + d[i + 1];
-    let date = chrono::NaiveDate::from_ymd_opt((pair(0) * 100 + pair(2)) as i32, pair(4), pair(6))?;
-    let time = chrono::NaiveTime::from_hms_micro_opt(pair(8), pair(10), pair(12), micros)?;
-    Some(date.and_time(time).and_utc().timestamp_micros())
+    let time = chrono::NaiveTime::from_hms_micro_opt(pair(0), pair(2), pair(4), micros)?;
+    Some(midnight + i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(micros))
+}
+
+/// The date `YYYY-MM-DD` a column's previous timestamp had, and its midnight in microseconds
+/// since the epoch. The timestamps of a column mostly come in runs of one date (nearly every
+/// `last_updated` of a snapshot is on the day it was fetched), and then chrono's date check and
+/// calendar arithmetic, most of the work left in a timestamp, run once a run instead of once a
+/// row.
+#[derive(Debug, Default)]
+struct LastDate(Option<([u8; 10], i64)>);
+
+impl LastDate {
+    /// Midnight UTC of `date` in microseconds since the epoch, `None` when it is not a valid
+    /// date of that exact shape.
+    fn midnight(&mut self, date: &[u8; 10]) -> Option<i64> {
+        if let Some((last, midnight)) = self.0
+            && last == *date
+        {
+            return Some(midnight);
+        }
+        if [date[4], date[7]] != *b"--" {
+            return None;
+        }
+        let mut d = [0u32; 8];
+        for (value, at) in d.iter_mut().zip([0, 1, 2, 3, 5, 6, 8, 9]) {
+            *value = digit(date[at])?;
+        }
+        let pair = |i: usize| d[i] * 10 + d[i + 1];
+        // chrono checks the date and does the calendar arithmetic.
+        let date_of =
+            chrono::NaiveDate::from_ymd_opt((pair(0) * 100 + pair(2)) as i32, pair(4), pair(6))?;
+        let midnight = date_of.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+        self.0 = Some((*date, midnight));
+        Some(midnight)
+    }
 }
 
 /// Whether `text` is empty or only white space (what `trim().is_empty()` says, without
@@ -489,12 +526,14 @@ mod tests {
 
     #[test]
     fn parses_coingecko_timestamps() {
-        assert_eq!(parse_timestamp("1970-01-01T00:00:01.500Z"), Ok(1_500_000));
-        assert_eq!(parse_timestamp("2021-11-10T14:24:11.849Z"), Ok(1_636_554_251_849_000));
-        assert!(parse_timestamp("yesterday").is_err());
+        let parse = |text| parse_timestamp(text, &mut LastDate::default());
+        assert_eq!(parse("1970-01-01T00:00:01.500Z"), Ok(1_500_000));
+        assert_eq!(parse("2021-11-10T14:24:11.849Z"), Ok(1_636_554_251_849_000));
+        assert!(parse("yesterday").is_err());
     }
 
-    /// The fast path gives what chrono's parser gives, or leaves the text to it.
+    /// The fast path gives what chrono's parser gives, or leaves the text to it, whatever came
+    /// before it in the column: each text is also parsed right after each of the others.
     #[test]
     fn fast_timestamps_agree_with_chrono() {
         let chrono_only = |text: &str| {
@@ -537,12 +576,19 @@ mod tests {
             "２021-11-10T14:24:11Z",
             "",
         ];
-        for text in texts {
-            assert_eq!(parse_timestamp(text).ok(), chrono_only(text), "{text:?}");
-            if let Some(fast) = parse_utc(text.as_bytes()) {
-                assert_eq!(Some(fast), chrono_only(text), "{text:?}");
+        for before in texts {
+            for text in texts {
+                let mut last_date = LastDate::default();
+                let _ = parse_timestamp(before, &mut last_date);
+                let parsed = parse_timestamp(text, &mut last_date).ok();
+                assert_eq!(parsed, chrono_only(text), "{text:?} after {before:?}");
+                let _ = parse_timestamp(before, &mut last_date);
+                if let Some(fast) = parse_utc(text.as_bytes(), &mut last_date) {
+                    assert_eq!(Some(fast), chrono_only(text), "{text:?} after {before:?}");
+                }
             }
         }
-        assert!(parse_utc(b"2021-11-10T14:24:11.849Z").is_some(), "the fast path is taken");
+        let mut last_date = LastDate::default();
+        assert!(parse_utc(b"2021-11-10T14:24:11.849Z", &mut last_date).is_some(), "fast path");
     }
 }
