@@ -387,8 +387,11 @@ impl<'a> Cells<'a> {
         if x == 0.0 { 0 } else { x.to_bits() }
     }
 
-    /// Feeds the cell's bytes to `hasher` (see [`ByBytes`] for why not through `Hash`). Cells of
-    /// different rows that hash alike are compared in full, so a collision never drops a row.
+    /// Feeds the cell's bytes to `hasher` (see [`ByBytes`] for why not through `Hash`). The cells
+    /// need no separator: foldhash folds each `write` into its state on its own, its length
+    /// mixed in, so `"ab", "c"` and `"a", "bc"` do not run together (with a hasher that
+    /// concatenated writes, rows could be made to collide on purpose). Cells of different rows
+    /// that hash alike are compared in full, so a collision never drops a row.
     fn hash(&self, row: usize, hasher: &mut FoldHasher<'_>) {
         match self {
             Cells::Float(v) => hasher.write(&Self::float_key(v.raw()[row]).to_le_bytes()),
@@ -578,14 +581,11 @@ mod tests {
         ];
         for before in texts {
             for text in texts {
+                // `parse_timestamp` answers with the fast path whenever it has an answer.
                 let mut last_date = LastDate::default();
                 let _ = parse_timestamp(before, &mut last_date);
                 let parsed = parse_timestamp(text, &mut last_date).ok();
                 assert_eq!(parsed, chrono_only(text), "{text:?} after {before:?}");
-                let _ = parse_timestamp(before, &mut last_date);
-                if let Some(fast) = parse_utc(text.as_bytes(), &mut last_date) {
-                    assert_eq!(Some(fast), chrono_only(text), "{text:?} after {before:?}");
-                }
             }
         }
         let mut last_date = LastDate::default();
