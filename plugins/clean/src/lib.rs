@@ -163,10 +163,21 @@ fn require(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
 
 /// Microseconds since the epoch of an RFC 3339 instant such as `2021-11-10T14:24:11.849Z`.
 /// `last_date` carries what the column's previous timestamp left (see [`LastDate`]).
+///
+/// Inlined into the column's loop, with the general parser out of line: compiled to WebAssembly,
+/// every call also checks the stack and the deadline, three times a row.
+#[inline(always)]
 fn parse_timestamp(text: &str, last_date: &mut LastDate) -> Result<i64, String> {
-    if let Some(micros) = parse_utc(text.as_bytes(), last_date) {
-        return Ok(micros);
+    match parse_utc(text.as_bytes(), last_date) {
+        Some(micros) => Ok(micros),
+        None => parse_rfc3339(text),
     }
+}
+
+/// Any RFC 3339 instant, by chrono's general parser, or why the text is not one.
+#[cold]
+#[inline(never)]
+fn parse_rfc3339(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_micros())
         .map_err(|e| format!("{text:?} is not an RFC 3339 timestamp ({e})"))
@@ -177,6 +188,7 @@ fn parse_timestamp(text: &str, last_date: &mut LastDate) -> Result<i64, String> 
 /// anything else (offsets, lower-case `t` or `z`, a space, a leap second, more than nine fraction
 /// digits, an invalid date or time), which the general parser then accepts or explains. A test
 /// holds the two to the same result.
+#[inline(always)]
 fn parse_utc(text: &[u8], last_date: &mut LastDate) -> Option<i64> {
     /// Where the digits of `HH:MM:SS` are, after the date.
     const TIME_DIGITS: [usize; 6] = [11, 12, 14, 15, 17, 18];
@@ -193,15 +205,21 @@ fn parse_utc(text: &[u8], last_date: &mut LastDate) -> Option<i64> {
     let micros = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            // Nanoseconds truncated to microseconds, as `timestamp_micros` does.
+            // Nanoseconds truncated to microseconds, as `timestamp_micros` does. Six steps
+            // whatever the length, so that the compiler unrolls them (a sandboxed loop pays a
+            // deadline check per iteration); missing digits count as zeros.
             let mut micros = 0;
-            for (i, &b) in digits.iter().enumerate() {
-                let value = digit(b)?;
-                if i < 6 {
-                    micros = micros * 10 + value;
-                }
+            for i in 0..6 {
+                let value = match digits.get(i) {
+                    Some(&b) => digit(b)?,
+                    None => 0,
+                };
+                micros = micros * 10 + value;
             }
-            micros * [100_000, 10_000, 1000, 100, 10, 1][digits.len().min(6) - 1]
+            for &b in digits.get(6..).unwrap_or_default() {
+                digit(b)?;
+            }
+            micros
         }
         _ => return None,
     };
@@ -222,12 +240,19 @@ struct LastDate(Option<([u8; 10], i64)>);
 impl LastDate {
     /// Midnight UTC of `date` in microseconds since the epoch, `None` when it is not a valid
     /// date of that exact shape.
+    #[inline(always)]
     fn midnight(&mut self, date: &[u8; 10]) -> Option<i64> {
         if let Some((last, midnight)) = self.0
             && last == *date
         {
             return Some(midnight);
         }
+        self.convert(date)
+    }
+
+    /// [`Self::midnight`] for a date other than the last one, kept out of the row loop.
+    #[inline(never)]
+    fn convert(&mut self, date: &[u8; 10]) -> Option<i64> {
         if [date[4], date[7]] != *b"--" {
             return None;
         }
@@ -549,6 +574,9 @@ mod tests {
             "2021-11-10T14:24:11.123456Z",
             "2021-11-10T14:24:11.123456789Z",
             "2021-11-10T14:24:11.1234567891Z",
+            "2021-11-10T14:24:11.12345678Z",
+            "2021-11-10T14:24:11.1234567x9Z",
+            "2021-11-10T14:24:11.12345x7Z",
             "1969-12-31T23:59:59.999999Z",
             "0001-01-01T00:00:00Z",
             "9999-12-31T23:59:59.999Z",
