@@ -255,17 +255,33 @@ fn validity(valid: Vec<u8>) -> Vec<u8> {
     if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid }
 }
 
-/// Values and their validity, built in one pass.
+/// Values and their validity, built in one pass. The validity is only written from the first
+/// null on (every row before it was valid), so a column without nulls costs no second buffer and
+/// no second pass, which as WebAssembly is a scalar loop with a deadline check per row.
 fn split<T: Default>(values: impl IntoIterator<Item = Option<T>>) -> (Vec<T>, Vec<u8>) {
     let iter = values.into_iter();
     let (lower, _) = iter.size_hint();
     let mut out = Vec::with_capacity(lower);
-    let mut valid = Vec::with_capacity(lower);
+    let mut valid = Vec::new();
     for v in iter {
-        valid.push(u8::from(v.is_some()));
-        out.push(v.unwrap_or_default());
+        match v {
+            Some(v) => {
+                if !valid.is_empty() {
+                    valid.push(1);
+                }
+                out.push(v);
+            }
+            None => {
+                if valid.is_empty() {
+                    valid.reserve(lower.max(out.len() + 1));
+                    valid.resize(out.len(), 1);
+                }
+                valid.push(0);
+                out.push(T::default());
+            }
+        }
     }
-    (out, validity(valid))
+    (out, valid)
 }
 
 impl Column {
