@@ -177,6 +177,12 @@ impl<'a, T: Copy> Values<'a, T> {
     pub fn raw(&self) -> &'a [T] {
         self.values
     }
+
+    /// The values when none is null: a plain slice, which a loop reads without looking at
+    /// validity row by row.
+    pub fn all(&self) -> Option<&'a [T]> {
+        self.valid.iter().all(|v| *v != 0).then_some(self.values)
+    }
 }
 
 /// A numeric column read as `f64`, whichever of float64 and int64 it is: see
@@ -294,6 +300,11 @@ impl Column {
         Self::named(name, ColumnData::Float64(Float64Column { values, valid }))
     }
 
+    /// A float64 column without nulls.
+    pub fn float64_values(name: &str, values: Vec<f64>) -> Self {
+        Self::named(name, ColumnData::Float64(Float64Column { values, valid: Vec::new() }))
+    }
+
     pub fn int64(name: &str, values: impl IntoIterator<Item = Option<i64>>) -> Self {
         let (values, valid) = split(values);
         Self::named(name, ColumnData::Int64(Int64Column { values, valid }))
@@ -388,5 +399,13 @@ mod tests {
         assert_eq!(split([None, Some(2)]), (vec![0, 2], vec![0, 1]));
         assert_eq!(split([Some(1), Some(2), None]), (vec![1, 2, 0], vec![1, 1, 0]));
         assert_eq!(split(std::iter::empty::<Option<i64>>()), (vec![], vec![]));
+    }
+
+    #[test]
+    fn all_values_only_when_none_is_null() {
+        let values = [1.0, 2.0];
+        assert_eq!(Values::new(&values, &[]).all(), Some(&values[..]));
+        assert_eq!(Values::new(&values, &[1, 1]).all(), Some(&values[..]));
+        assert_eq!(Values::new(&values, &[1, 0]).all(), None);
     }
 }
