@@ -33,9 +33,9 @@ fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
 fn shares(name: &str, values: Numbers<'_>, total: f64) -> Column {
     match values {
         // The usual case, a float64 column without nulls, in one plain loop over a slice.
-        Numbers::Float(v) if total != 0.0 => match v.all() {
-            Some(all) => {
-                Column::float64_values(name, all.iter().map(|v| v / total * 100.0).collect())
+        Numbers::Float(v) if total != 0.0 => match v.without_nulls() {
+            Some(slice) => {
+                Column::float64_values(name, slice.iter().map(|v| v / total * 100.0).collect())
             }
             None => Column::float64(name, v.iter().map(|v| v.map(|v| v / total * 100.0))),
         },

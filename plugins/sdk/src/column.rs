@@ -180,7 +180,7 @@ impl<'a, T: Copy> Values<'a, T> {
 
     /// The values when none is null: a plain slice, which a loop reads without looking at
     /// validity row by row.
-    pub fn all(&self) -> Option<&'a [T]> {
+    pub fn without_nulls(&self) -> Option<&'a [T]> {
         self.valid.iter().all(|v| *v != 0).then_some(self.values)
     }
 }
@@ -402,10 +402,10 @@ mod tests {
     }
 
     #[test]
-    fn all_values_only_when_none_is_null() {
+    fn values_without_nulls_only_when_none_is_null() {
         let values = [1.0, 2.0];
-        assert_eq!(Values::new(&values, &[]).all(), Some(&values[..]));
-        assert_eq!(Values::new(&values, &[1, 1]).all(), Some(&values[..]));
-        assert_eq!(Values::new(&values, &[1, 0]).all(), None);
+        assert_eq!(Values::new(&values, &[]).without_nulls(), Some(&values[..]));
+        assert_eq!(Values::new(&values, &[1, 1]).without_nulls(), Some(&values[..]));
+        assert_eq!(Values::new(&values, &[1, 0]).without_nulls(), None);
     }
 }
