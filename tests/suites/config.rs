@@ -43,3 +43,27 @@ fn crypto_etl_toml_sets_defaults_that_flags_override() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("secret") && !stderr.contains("hunter2"), "{stderr}");
 }
+
+#[test]
+fn vv_shows_the_timed_phases_and_library_debug_waits_for_vvv() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = sample("coins-markets.json");
+    let output = dir.path().join("out.csv");
+    let debug_lines = |verbosity: &str| {
+        let run = crypto_etl()
+            .args([verbosity, "transform", "--input", source.to_str().unwrap()])
+            .args(["--output", output.to_str().unwrap(), "--fetch-time", "2026-11-27T10-00-00Z"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        let lines: Vec<String> =
+            stderr.lines().filter(|l| l.contains("DEBUG")).map(str::to_owned).collect();
+        lines
+    };
+    let ours = debug_lines("-vv");
+    assert!(ours.iter().any(|l| l.contains("plugin chain ran")), "{ours:#?}");
+    // wasmtime's own debug lines (loading or compiling the plugins) only from -vvv on.
+    let everything = debug_lines("-vvv");
+    assert!(everything.len() > ours.len(), "-vvv added nothing to {ours:#?}");
+}

@@ -53,7 +53,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "CRYPTO_ETL_CONFIG")]
     pub config_file: Option<PathBuf>,
 
-    /// More log output (-v: info, -vv: debug).
+    /// More log output (-v: info, -vv: crypto-etl's debug, with each phase timed; -vvv: every
+    /// library's debug; -vvvv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -230,7 +231,10 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
-        (false, _) => "debug",
+        // wasmtime's and the AWS SDK's own debug lines would bury the phases.
+        (false, 2) => "info,crypto_etl=debug",
+        (false, 3) => "debug",
+        (false, _) => "trace",
     };
     let filter =
         EnvFilter::try_from_env("CRYPTO_ETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
