@@ -256,38 +256,63 @@ impl<'a> Texts<'a> {
 #[derive(Debug)]
 pub struct Column(wire::Column);
 
-/// A validity buffer as the interface wants it: empty when no value is null.
-fn validity(valid: Vec<u8>) -> Vec<u8> {
-    if valid.iter().all(|v| *v != 0) { Vec::new() } else { valid }
+/// A column's validity as it is built, as the interface wants it: empty while no value is null,
+/// and from the first null on a byte a row (ones filled in for the rows before). A column
+/// without nulls, the usual case, so costs no buffer and no second pass, which as WebAssembly
+/// would be a scalar loop with a deadline check per row.
+struct Validity {
+    valid: Vec<u8>,
+    /// How many rows the column is expected to have, reserved at the first null.
+    expected: usize,
 }
 
-/// Values and their validity, built in one pass. The validity is only written from the first
-/// null on (every row before it was valid), so a column without nulls costs no second buffer and
-/// no second pass, which as WebAssembly is a scalar loop with a deadline check per row.
+impl Validity {
+    fn new(expected: usize) -> Self {
+        Self { valid: Vec::new(), expected }
+    }
+
+    /// The next row has a value.
+    #[inline]
+    fn valid(&mut self) {
+        if !self.valid.is_empty() {
+            self.valid.push(1);
+        }
+    }
+
+    /// Row `row` (the next one) is null.
+    #[inline]
+    fn null(&mut self, row: usize) {
+        if self.valid.is_empty() {
+            self.valid.reserve(self.expected.max(row + 1));
+            self.valid.resize(row, 1);
+        }
+        self.valid.push(0);
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.valid
+    }
+}
+
+/// Values and their validity, built in one pass.
 fn split<T: Default>(values: impl IntoIterator<Item = Option<T>>) -> (Vec<T>, Vec<u8>) {
     let iter = values.into_iter();
     let (lower, _) = iter.size_hint();
     let mut out = Vec::with_capacity(lower);
-    let mut valid = Vec::new();
+    let mut valid = Validity::new(lower);
     for v in iter {
         match v {
             Some(v) => {
-                if !valid.is_empty() {
-                    valid.push(1);
-                }
+                valid.valid();
                 out.push(v);
             }
             None => {
-                if valid.is_empty() {
-                    valid.reserve(lower.max(out.len() + 1));
-                    valid.resize(out.len(), 1);
-                }
-                valid.push(0);
+                valid.null(out.len());
                 out.push(T::default());
             }
         }
     }
-    (out, valid)
+    (out, valid.finish())
 }
 
 impl Column {
@@ -324,16 +349,19 @@ impl Column {
     pub fn text<S: AsRef<str>>(name: &str, values: impl IntoIterator<Item = Option<S>>) -> Self {
         let mut data = String::new();
         let mut offsets = vec![0u32];
-        let mut valid = Vec::new();
+        let values = values.into_iter();
+        let mut valid = Validity::new(values.size_hint().0);
         for v in values {
-            valid.push(u8::from(v.is_some()));
-            if let Some(s) = v {
-                data.push_str(s.as_ref());
+            match &v {
+                Some(s) => {
+                    valid.valid();
+                    data.push_str(s.as_ref());
+                }
+                None => valid.null(offsets.len() - 1),
             }
             offsets.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
-        let valid = validity(valid);
-        Self::named(name, ColumnData::Text(TextColumn { data, offsets, valid }))
+        Self::named(name, ColumnData::Text(TextColumn { data, offsets, valid: valid.finish() }))
     }
 
     pub fn name(&self) -> &str {
@@ -399,6 +427,12 @@ mod tests {
         assert_eq!(split([None, Some(2)]), (vec![0, 2], vec![0, 1]));
         assert_eq!(split([Some(1), Some(2), None]), (vec![1, 2, 0], vec![1, 1, 0]));
         assert_eq!(split(std::iter::empty::<Option<i64>>()), (vec![], vec![]));
+        let text_valid = |values: &[Option<&str>]| match Column::text("t", values.to_vec()).0.data {
+            ColumnData::Text(c) => c.valid,
+            _ => unreachable!("a text column"),
+        };
+        assert_eq!(text_valid(&[Some("a"), Some("")]), Vec::<u8>::new());
+        assert_eq!(text_valid(&[None, Some("a")]), vec![0, 1]);
     }
 
     #[test]
