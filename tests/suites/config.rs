@@ -57,9 +57,7 @@ fn vv_shows_the_timed_phases_and_library_debug_waits_for_vvv() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
         assert!(run.status.success(), "{stderr}");
-        let lines: Vec<String> =
-            stderr.lines().filter(|l| l.contains("DEBUG")).map(str::to_owned).collect();
-        lines
+        stderr.lines().filter(|l| l.contains("DEBUG")).map(str::to_owned).collect::<Vec<_>>()
     };
     let ours = debug_lines("-vv");
     assert!(ours.iter().any(|l| l.contains("plugin chain ran")), "{ours:#?}");

@@ -31,19 +31,15 @@ fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
 
 /// Each value's share of `total` in percent, null where the value is or `total` is zero.
 fn shares(name: &str, values: Numbers<'_>, total: f64) -> Column {
-    match values {
-        // The usual case, a float64 column without nulls, in one plain loop over a slice.
-        Numbers::Float(v) if total != 0.0 => match v.without_nulls() {
-            Some(slice) => {
-                Column::float64_values(name, slice.iter().map(|v| v / total * 100.0).collect())
-            }
-            None => Column::float64(name, v.iter().map(|v| v.map(|v| v / total * 100.0))),
-        },
-        _ => Column::float64(
-            name,
-            values.iter().map(|v| v.filter(|_| total != 0.0).map(|v| v / total * 100.0)),
-        ),
+    let share = |v: f64| v / total * 100.0;
+    // The usual case, a float64 column without nulls, in one plain loop over a slice.
+    if let Numbers::Float(v) = values
+        && total != 0.0
+        && let Some(slice) = v.without_nulls()
+    {
+        return Column::float64_values(name, slice.iter().map(|&v| share(v)).collect());
     }
+    Column::float64(name, values.iter().map(|v| v.filter(|_| total != 0.0).map(share)))
 }
 
 impl Plugin for MarketShare {
