@@ -24,7 +24,10 @@ fn column_type(schema: &Schema, name: &str) -> Result<ColumnType, PluginError> {
 /// Exact sum of an integer column (no rounding on the way), or a plain float sum.
 fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
     match input.int64(name) {
-        Ok(values) => Ok(values.iter().flatten().map(i128::from).sum::<i128>() as f64),
+        Ok(values) => Ok(match values.without_nulls() {
+            Some(slice) => slice.iter().map(|&v| i128::from(v)).sum::<i128>(),
+            None => values.iter().flatten().map(i128::from).sum::<i128>(),
+        } as f64),
         Err(_) => Ok(input.float64(name)?.iter().flatten().sum()),
     }
 }
@@ -32,12 +35,17 @@ fn total(input: &Input, name: &str) -> Result<f64, PluginError> {
 /// Each value's share of `total` in percent, null where the value is or `total` is zero.
 fn shares(name: &str, values: Numbers<'_>, total: f64) -> Column {
     let share = |v: f64| v / total * 100.0;
-    // The usual case, a float64 column without nulls, in one plain loop over a slice.
-    if let Numbers::Float(v) = values
-        && total != 0.0
-        && let Some(slice) = v.without_nulls()
-    {
-        return Column::float64_values(name, slice.iter().map(|&v| share(v)).collect());
+    // The usual case, a column without nulls, in one plain loop over a slice.
+    if total != 0.0 {
+        let shares: Option<Vec<f64>> = match values {
+            Numbers::Float(v) => v.without_nulls().map(|s| s.iter().map(|&v| share(v)).collect()),
+            Numbers::Int(v) => {
+                v.without_nulls().map(|s| s.iter().map(|&v| share(v as f64)).collect())
+            }
+        };
+        if let Some(shares) = shares {
+            return Column::float64_values(name, shares);
+        }
     }
     Column::float64(name, values.iter().map(|v| v.filter(|_| total != 0.0).map(share)))
 }
@@ -135,6 +143,10 @@ mod tests {
         assert_eq!(dominance(Column::int64("market_cap", [Some(1), Some(3)]), 2), expected);
         assert_eq!(
             dominance(Column::float64("market_cap", [Some(1.0), None, Some(3.0)]), 3),
+            Some(vec![Some(25.0), None, Some(75.0)])
+        );
+        assert_eq!(
+            dominance(Column::int64("market_cap", [Some(1), None, Some(3)]), 3),
             Some(vec![Some(25.0), None, Some(75.0)])
         );
     }
