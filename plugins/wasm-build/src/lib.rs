@@ -21,10 +21,12 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// in `OUT_DIR`, in order.
 ///
 /// `workspace` is the workspace root; `watch` are extra paths whose changes should trigger a
-/// rebuild (the WIT folder and SDK are always watched). Panics with a readable message on
-/// failure, which is how a build script reports errors.
+/// rebuild (the WIT folder, the SDK, and the workspace's manifest and lockfile, whose profiles
+/// and versions the nested build uses too, are always watched). Panics with a readable message
+/// on failure, which is how a build script reports errors.
 pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBuf> {
-    for path in [workspace.join("wit"), workspace.join("plugins/sdk")] {
+    let always = ["wit", "plugins/sdk", "Cargo.toml", "Cargo.lock"].map(|p| workspace.join(p));
+    for path in always {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     for path in watch {
