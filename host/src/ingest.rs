@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
@@ -615,6 +616,8 @@ impl<'de> Visitor<'de> for Coins<'_> {
 const PARALLEL_FROM: usize = 4 << 20;
 /// The coins whose average size estimates how many coins a chunk holds.
 const SIZE_SAMPLE: usize = 64;
+/// How many bytes a chunk reads between telling that it is done with them.
+const DONE_EVERY: usize = 4 << 20;
 
 /// Parses a `/coins/markets` response body.
 ///
@@ -624,7 +627,7 @@ const SIZE_SAMPLE: usize = 64;
 /// or the chunks do not agree on a column's type, the body is parsed again in one pass, which
 /// also gives any error its exact line and column.
 pub fn ingest(bytes: &[u8]) -> Result<Ingested, IngestError> {
-    parse(bytes)?.finish()
+    parse(bytes, &|_| {})?.finish()
 }
 
 /// A parsed body, still in the chunks it was parsed in: [`Parsed::finish`] joins them. Splitting
@@ -647,19 +650,26 @@ impl Parsed {
     }
 }
 
-/// The first half of [`ingest`]: everything that reads `bytes`.
-pub fn parse(bytes: &[u8]) -> Result<Parsed, IngestError> {
+/// The first half of [`ingest`]: everything that reads `bytes`. As chunks are parsed, `done` is
+/// told which ranges of `bytes` they have read, so that a mapped file's pages can be let go
+/// before the whole body is parsed (the bytes must still read the same if touched again: a
+/// chunk that does not parse sends the body through a second pass).
+pub fn parse(bytes: &[u8], done: &(dyn Fn(Range<usize>) + Sync)) -> Result<Parsed, IngestError> {
     let parts = if bytes.len() >= PARALLEL_FROM { crate::worker_threads() } else { 1 };
-    parse_in_parts(bytes, parts)
+    parse_in_parts(bytes, parts, done)
 }
 
 /// [`ingest`], cutting the body into at most `parts` chunks.
 #[cfg(test)]
 fn ingest_in_parts(bytes: &[u8], parts: usize) -> Result<Ingested, IngestError> {
-    parse_in_parts(bytes, parts)?.finish()
+    parse_in_parts(bytes, parts, &|_| {})?.finish()
 }
 
-fn parse_in_parts(bytes: &[u8], parts: usize) -> Result<Parsed, IngestError> {
+fn parse_in_parts(
+    bytes: &[u8],
+    parts: usize,
+    done: &(dyn Fn(Range<usize>) + Sync),
+) -> Result<Parsed, IngestError> {
     // Only what comes before the array is checked here; each chunk checks its own text.
     let bom = if bytes.starts_with("\u{feff}".as_bytes()) { 3 } else { 0 };
     let start = bom
@@ -671,7 +681,7 @@ fn parse_in_parts(bytes: &[u8], parts: usize) -> Result<Parsed, IngestError> {
     if parts > 1 {
         let cuts = cut_points(&bytes[start..], parts);
         if !cuts.is_empty() {
-            if let Some(chunks) = parse_chunks(bytes, start, &cuts) {
+            if let Some(chunks) = parse_chunks(bytes, start, &cuts, done) {
                 tracing::debug!(chunks = chunks.len(), "parsed in parallel");
                 return Ok(Parsed { chunks });
             }
@@ -756,7 +766,12 @@ fn next_boundary(body: &[u8], from: usize) -> Option<(usize, usize)> {
 
 /// Parses the coins between `cuts` on one thread each; `None` when the cuts do not all fall
 /// between coins or the chunks cannot be joined exactly.
-fn parse_chunks(bytes: &[u8], start: usize, cuts: &[(usize, usize)]) -> Option<Vec<State>> {
+fn parse_chunks(
+    bytes: &[u8],
+    start: usize,
+    cuts: &[(usize, usize)],
+    done: &(dyn Fn(Range<usize>) + Sync),
+) -> Option<Vec<State>> {
     // Each chunk runs from just after the `[` or a cut's comma to just after the next cut's `}`;
     // the last one takes the closing `]` and what follows it.
     let mut ranges = Vec::with_capacity(cuts.len() + 1);
@@ -774,7 +789,8 @@ fn parse_chunks(bytes: &[u8], start: usize, cuts: &[(usize, usize)]) -> Option<V
             .enumerate()
             .map(|(i, (from, to, last))| {
                 let room = if i == 0 { body } else { to - from };
-                scope.spawn(move || parse_chunk(&bytes[from..to], last, room))
+                let read = move |range: Range<usize>| done(from + range.start..from + range.end);
+                scope.spawn(move || parse_chunk(&bytes[from..to], last, room, read))
             })
             .collect();
         handles
@@ -812,12 +828,18 @@ fn joinable(states: &[State]) -> bool {
 /// `]` (and perhaps whitespace after it). Each coin is parsed on its own, so a chunk that is not
 /// the last simply ends after its final coin. `None` when the chunk is not exactly that.
 /// Once [`SIZE_SAMPLE`] coins are parsed, columns make room for the coins of `room` bytes.
-fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
+fn parse_chunk(
+    chunk: &[u8],
+    last: bool,
+    room: usize,
+    done: impl Fn(Range<usize>),
+) -> Option<State> {
     // Checking the whole chunk at once is faster than checking each string as it is parsed, and
     // with SIMD (simdutf8) several times faster again than std's check.
     let text = simdutf8::basic::from_utf8(chunk).ok()?;
     let mut state = State::default();
     let mut at = 0;
+    let mut reported = 0;
     loop {
         let index = state.rows;
         // `at` is just after ASCII (whitespace or a comma), so on a character boundary.
@@ -828,6 +850,10 @@ fn parse_chunk(chunk: &[u8], last: bool, room: usize) -> Option<State> {
             // Coins are much alike in size: the first ones tell about how many there are.
             let rows = room / at.max(1) * SIZE_SAMPLE;
             state.reserve(rows + rows / 8 - SIZE_SAMPLE);
+        }
+        if at - reported >= DONE_EVERY {
+            done(reported..at);
+            reported = at;
         }
         at += whitespace(&chunk[at..]);
         match chunk.get(at) {
@@ -1106,7 +1132,7 @@ mod tests {
     /// `chunked` says whether the chunks are expected to join, or to be given up for one pass.
     fn assert_chunks_match_one_pass(json: &str, parts: usize, chunked: bool) -> Ingested {
         let one = ingest_in_parts(json.as_bytes(), 1).unwrap();
-        let parsed = parse_in_parts(json.as_bytes(), parts).unwrap();
+        let parsed = parse_in_parts(json.as_bytes(), parts, &|_| {}).unwrap();
         assert_eq!(parsed.chunks.len() > 1, chunked, "{} chunks", parsed.chunks.len());
         let chunks = parsed.finish().unwrap();
         assert_eq!(chunks.batch, one.batch);

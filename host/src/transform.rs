@@ -73,7 +73,7 @@ pub fn transform(
 ) -> Result<Transformed, TransformError> {
     let raw = raw.into();
     let started = std::time::Instant::now();
-    let parsed = ingest::parse(&raw)?;
+    let parsed = ingest::parse(&raw, &|read| raw.release(read))?;
     drop(raw);
     let ingested = parsed.finish()?;
     tracing::debug!(elapsed = ?started.elapsed(), rows = ingested.batch.rows(), "ingested");

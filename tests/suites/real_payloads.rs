@@ -99,6 +99,47 @@ fn every_real_snapshot_keeps_every_valid_coin_and_shares_sum_to_100() {
 }
 
 #[test]
+fn a_large_snapshot_read_in_chunks_and_let_go_of_as_read_keeps_the_right_coins() {
+    // Over 8 MiB of real coins, each round with its own ids: the file is mapped, cut into chunks
+    // parsed in parallel, and its pages are let go of as the chunks finish with them.
+    let fixtures: Vec<Vec<Value>> = markets_fixtures()
+        .iter()
+        .map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap())
+        .collect();
+    let mut raw: Vec<Value> = Vec::new();
+    let mut round = 0;
+    while serde_json::to_vec(&raw).unwrap().len() < 9 << 20 {
+        for coin in fixtures.iter().flatten() {
+            let mut coin = coin.clone();
+            if let Some(id) = coin["id"].as_str() {
+                coin["id"] = Value::from(format!("{id}-{round}"));
+            }
+            raw.push(coin);
+        }
+        round += 1;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("large.json");
+    std::fs::write(&input, serde_json::to_vec(&raw).unwrap()).unwrap();
+    let output = dir.path().join("processed.csv");
+    let runtime = Runtime::new(Limits::default(), Some(cache_dir())).unwrap();
+    let request = FileRequest {
+        input,
+        output: output.clone(),
+        pipeline: Pipeline::default_pipeline(),
+        fetch_time: FetchTime::parse("2026-11-27T10-00-00Z").unwrap(),
+        currency: "usd".into(),
+    };
+    let report = transform_file(&runtime, &request).unwrap();
+    let (_, rows) = read_csv(&output);
+
+    assert_eq!(report.rows_in, raw.len());
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, expected_ids(&raw));
+    assert!((sum(&rows, "dominance_percentage") - 100.0).abs() < 1e-6);
+}
+
+#[test]
 fn the_original_rules_would_have_lost_many_of_these_coins() {
     // What the fix is about: on the 2022 snapshot, dropna() over all columns drops coins such as
     // Ethereum; the default pipeline keeps all 250.
