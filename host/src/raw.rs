@@ -43,9 +43,7 @@ impl RawBytes {
         let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(file)? };
         Ok(RawBytes::Mapped(map))
     }
-}
 
-impl RawBytes {
     /// Lets go of the pages of `range` that a mapping has read in, so that a large snapshot's
     /// text does not stay resident beside the columns parsed from it. They read the same if
     /// touched again (from the page cache, or the file). A buffer keeps its bytes.
