@@ -1190,6 +1190,27 @@ mod tests {
     }
 
     #[test]
+    fn chunks_say_which_bytes_they_have_read() {
+        let coins: Vec<String> = (0..75_000).map(coin).collect();
+        let json = format!("[{}]", coins.join(","));
+        assert!(json.len() > 2 * DONE_EVERY + (1 << 20), "{} bytes", json.len());
+        let reported = std::sync::Mutex::new(Vec::new());
+        let told = |read: Range<usize>| reported.lock().unwrap().push(read);
+        let parsed = parse_in_parts(json.as_bytes(), 2, &told).unwrap();
+        assert_eq!(parsed.chunks.len(), 2);
+
+        // Each chunk tells at least once, of whole coins it has read, never the same byte twice.
+        let mut reported = reported.into_inner().unwrap();
+        reported.sort_by_key(|read| read.start);
+        assert!(reported.len() >= 2, "{reported:?}");
+        for read in &reported {
+            assert!(read.len() >= DONE_EVERY && read.end <= json.len(), "{read:?}");
+            assert_eq!(json.as_bytes()[read.end - 1], b'}', "{read:?} ends inside a coin");
+        }
+        assert!(reported.windows(2).all(|pair| pair[0].end <= pair[1].start), "{reported:?}");
+    }
+
+    #[test]
     fn a_cut_inside_a_string_falls_back_to_one_pass() {
         // Every name looks like a boundary between coins.
         let coins: Vec<String> = (0..50)
