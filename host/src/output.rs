@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use chrono::{Datelike, Timelike};
+use chrono::Datelike;
 use tempfile::NamedTempFile;
 
 use crate::batch::{Batch, Column, ColumnData, Schema};
@@ -315,11 +315,17 @@ struct Fields {
     quoting: csv_core::Writer,
     floats: zmij::Buffer,
     ints: itoa::Buffer,
+    dates: Dates,
 }
 
 impl Fields {
     fn new() -> Self {
-        Self { quoting: csv_core_writer(), floats: zmij::Buffer::new(), ints: itoa::Buffer::new() }
+        Self {
+            quoting: csv_core_writer(),
+            floats: zmij::Buffer::new(),
+            ints: itoa::Buffer::new(),
+            dates: Dates::default(),
+        }
     }
 
     /// Appends the field of `row` in `column` (nothing for a null).
@@ -340,7 +346,7 @@ impl Fields {
             ColumnData::Int64 { values, .. } => {
                 out.extend_from_slice(self.ints.format(values[row]).as_bytes());
             }
-            ColumnData::Timestamp { values, .. } => format_timestamp(values[row], out)?,
+            ColumnData::Timestamp { values, .. } => self.dates.format(values[row], out)?,
             ColumnData::Boolean { values, .. } => {
                 out.extend_from_slice(if values[row] != 0 { b"true" } else { b"false" });
             }
@@ -509,30 +515,68 @@ impl FormattedAhead {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of a UTC instant in microseconds since the epoch.
-fn format_timestamp(micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
-    let t = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("timestamp {micros} out of range"))
-    })?;
-    if !(0..=9999).contains(&t.year()) {
-        return write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Formats timestamps, working out each day's `YYYY-MM-DD` once rather than once per field.
+/// A large snapshot's `last_updated` and `fetch_time` are nearly all on the day of the fetch,
+/// and turning a day number into a calendar date is the costly part of formatting one.
+///
+/// The dates of recent days are kept in [`Dates::SLOTS`] slots chosen by the day number, so
+/// that the other timestamp columns of a record (`ath_date`, `atl_date`, each on a day of its
+/// own) seldom push the fetch day out.
+struct Dates {
+    /// `(day number since 1970-01-01, its date)`; `i64::MIN` for an empty slot.
+    slots: [(i64, [u8; 10]); Dates::SLOTS],
+}
+
+impl Default for Dates {
+    fn default() -> Self {
+        Self { slots: [(i64::MIN, [0; 10]); Dates::SLOTS] }
     }
-    // Hundreds of thousands of these in a large snapshot: fixed-width digits, without `fmt`.
-    let mut text = *b"0000-00-00T00:00:00";
-    let mut digits = |at: usize, width: usize, mut value: u32| {
-        for i in (at..at + width).rev() {
-            text[i] = b'0' + (value % 10) as u8;
-            value /= 10;
+}
+
+impl Dates {
+    const SLOTS: usize = 16;
+
+    /// Appends `YYYY-MM-DDTHH:MM:SS` of a UTC instant in microseconds since the epoch.
+    fn format(&mut self, micros: i64, out: &mut Vec<u8>) -> io::Result<()> {
+        let day = micros.div_euclid(MICROS_PER_DAY);
+        let slot = &mut self.slots[day.rem_euclid(Self::SLOTS as i64) as usize];
+        if slot.0 != day {
+            let t = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("timestamp {micros} out of range"),
+                )
+            })?;
+            if !(0..=9999).contains(&t.year()) {
+                return write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+            }
+            let mut date = *b"0000-00-00";
+            put_digits(&mut date[0..4], t.year().unsigned_abs());
+            put_digits(&mut date[5..7], t.month());
+            put_digits(&mut date[8..10], t.day());
+            *slot = (day, date);
         }
-    };
-    digits(0, 4, t.year().unsigned_abs());
-    digits(5, 2, t.month());
-    digits(8, 2, t.day());
-    digits(11, 2, t.hour());
-    digits(14, 2, t.minute());
-    digits(17, 2, t.second());
-    out.extend_from_slice(&text);
-    Ok(())
+        // Whole seconds into the day, never negative: an instant before 1970 counts from the
+        // start of its own day, as chrono's conversion does.
+        let seconds = (micros.rem_euclid(MICROS_PER_DAY) / 1_000_000) as u32;
+        let mut text = *b"0000-00-00T00:00:00";
+        text[..10].copy_from_slice(&slot.1);
+        put_digits(&mut text[11..13], seconds / 3600);
+        put_digits(&mut text[14..16], seconds / 60 % 60);
+        put_digits(&mut text[17..19], seconds % 60);
+        out.extend_from_slice(&text);
+        Ok(())
+    }
+}
+
+/// Writes `value`'s last `digits.len()` decimal digits into `digits`, zero-padded.
+fn put_digits(digits: &mut [u8], mut value: u32) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// One JSON object per rejected row: where it was in the raw snapshot, which stage rejected it,
@@ -873,8 +917,32 @@ mod tests {
     #[test]
     fn timestamps_outside_four_digit_years_still_format() {
         let mut out = Vec::new();
-        format_timestamp(-62_167_219_200_000_000 - 86_400_000_000, &mut out).unwrap();
+        Dates::default().format(-62_167_219_200_000_000 - 86_400_000_000, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "-0001-12-31T00:00:00");
+    }
+
+    #[test]
+    fn timestamps_format_as_chrono_does_whatever_came_before() {
+        const DAY: i64 = MICROS_PER_DAY;
+        let fetch = 1_700_000_000_123_456; // 2023-11-14T22:13:20.123456Z
+        // Repeats of one day, days that share a slot (`Dates::SLOTS` apart), both sides of midnight and of
+        // 1970, the last instant of year 9999, and years with more or fewer than four digits.
+        let apart = Dates::SLOTS as i64 * DAY;
+        let mut instants = vec![fetch, fetch + 1, fetch + apart, fetch, fetch - apart];
+        instants.extend([fetch.div_euclid(DAY) * DAY, fetch.div_euclid(DAY) * DAY - 1]);
+        instants.extend([0, -1, -DAY, -DAY - 1, -apart, -1_000_000, 1_000_000]);
+        instants.extend([253_402_300_799_999_999, 253_402_300_800_000_000]);
+        instants.extend([-62_167_219_200_000_001, -62_167_219_200_000_000]);
+        let mut dates = Dates::default();
+        for (i, &micros) in instants.iter().chain(&instants).enumerate() {
+            let mut out = Vec::new();
+            dates.format(micros, &mut out).unwrap();
+            let expected = chrono::DateTime::from_timestamp_micros(micros).unwrap();
+            let expected = expected.format("%Y-%m-%dT%H:%M:%S").to_string();
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "instant {i}: {micros}");
+        }
+        let out_of_range = dates.format(i64::MAX, &mut Vec::new()).unwrap_err();
+        assert!(out_of_range.to_string().contains("out of range"), "{out_of_range}");
     }
 
     #[test]
