@@ -917,7 +917,7 @@ mod tests {
     #[test]
     fn timestamps_outside_four_digit_years_still_format() {
         let mut out = Vec::new();
-        Dates::default().format(-62_167_219_200_000_000 - 86_400_000_000, &mut out).unwrap();
+        Dates::default().format(-62_167_219_200_000_000 - MICROS_PER_DAY, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "-0001-12-31T00:00:00");
     }
 
@@ -925,8 +925,9 @@ mod tests {
     fn timestamps_format_as_chrono_does_whatever_came_before() {
         const DAY: i64 = MICROS_PER_DAY;
         let fetch = 1_700_000_000_123_456; // 2023-11-14T22:13:20.123456Z
-        // Repeats of one day, days that share a slot (`Dates::SLOTS` apart), both sides of midnight and of
-        // 1970, the last instant of year 9999, and years with more or fewer than four digits.
+        // Repeats of one day, days that share a slot (`Dates::SLOTS` apart), both sides of
+        // midnight and of 1970, the last instant of year 9999, and years with more or fewer than
+        // four digits.
         let apart = Dates::SLOTS as i64 * DAY;
         let mut instants = vec![fetch, fetch + 1, fetch + apart, fetch, fetch - apart];
         instants.extend([fetch.div_euclid(DAY) * DAY, fetch.div_euclid(DAY) * DAY - 1]);
